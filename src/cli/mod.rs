@@ -1,0 +1,68 @@
+//! The command line of `chronik-chaos`: flags resolved once into typed arguments, then dispatched.
+
+mod toxiproxy;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Every scenario passed (or the command did what it was asked).
+pub const EXIT_OK: u8 = 0;
+/// At least one scenario failed; reports were still written.
+pub const EXIT_SCENARIO_FAILURES: u8 = 1;
+/// The harness itself failed (bad input, a port taken, a server that would not start).
+pub const EXIT_HARNESS: u8 = 2;
+
+/// Proves whether a Chronik cluster survives a bad network.
+///
+/// Runs Toxiproxy (the real server when installed, else an embedded compatible one) and,
+/// in later stages, a three-node Chronik cluster whose every byte crosses a proxy.
+///
+/// Exit codes: 0 success, 1 scenario failures, 2 harness error.
+#[derive(Debug, Parser)]
+#[command(name = "chronik-chaos", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start, inspect, reset or stop a Toxiproxy server, or serve the embedded one.
+    #[command(subcommand)]
+    Toxiproxy(toxiproxy::ToxiproxyCommand),
+}
+
+/// Where `start` records the server it started, so other shells can find it.
+/// Defaults to `target/chronik-chaos` under the current directory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StateArgs {
+    /// Directory for the state file and server log.
+    #[arg(long, env = "CHRONIK_CHAOS_STATE_DIR", default_value = "target/chronik-chaos", value_name = "DIR")]
+    pub state_dir: PathBuf,
+}
+
+/// Parses `std::env::args` and runs the command.
+pub fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Toxiproxy(cmd) => toxiproxy::run(cmd).await,
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+pub async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

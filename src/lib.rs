@@ -1,0 +1,7 @@
+//! chronik-chaos: proves whether a Chronik cluster survives a bad network. The library holds
+//! every capability; the `chronik-chaos` binary (`src/main.rs`) is a thin command line over it.
+
+pub mod cli;
+pub mod os;
+pub mod process;
+pub mod toxiproxy;

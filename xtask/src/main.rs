@@ -1,0 +1,76 @@
+//! `cargo xtask`: thin entry points that build the `chronik-chaos` binary with cargo and hand off to it.
+
+mod bench;
+mod toxiproxy;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use xshell::{cmd, Shell};
+
+/// Project tasks for chronik-chaos. Each builds what it needs with cargo, then runs it.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", max_term_width = 100)]
+struct Xtask {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Start, inspect, reset or stop a Toxiproxy server (replaces test_toxiproxy_setup.sh).
+    Toxiproxy(toxiproxy::Toxiproxy),
+    /// Print performance figures (benchmarks, not tests).
+    Bench(bench::Bench),
+}
+
+fn main() -> std::process::ExitCode {
+    let xtask = Xtask::parse();
+    let sh = match Shell::new() {
+        Ok(sh) => sh,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    sh.change_dir(project_root());
+    let result = match xtask.task {
+        Task::Toxiproxy(t) => t.run(&sh),
+        Task::Bench(b) => b.run(&sh),
+    };
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// The workspace root (the parent of `xtask/`).
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
+}
+
+/// The cargo target directory (honours `CARGO_TARGET_DIR`).
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => project_root().join(dir),
+        None => project_root().join("target"),
+    }
+}
+
+/// Builds the release `chronik-chaos` binary and returns its path.
+fn build_chaos_binary(sh: &Shell) -> anyhow::Result<PathBuf> {
+    eprintln!("xtask: building chronik-chaos (release)");
+    cmd!(sh, "cargo build --release --package chronik-chaos --bin chronik-chaos").run()?;
+    Ok(target_dir().join("release").join("chronik-chaos"))
+}
+
+/// Runs the binary with `args`, passing its exit code through.
+fn run_chaos_binary(sh: &Shell, args: &[String]) -> anyhow::Result<u8> {
+    let bin = build_chaos_binary(sh)?;
+    eprintln!("xtask: {} {}", bin.display(), args.join(" "));
+    let status = std::process::Command::new(&bin).args(args).current_dir(project_root()).status()?;
+    Ok(status.code().map(|c| c.clamp(0, 255) as u8).unwrap_or(2))
+}
