@@ -44,6 +44,21 @@ fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     Some(stat[close + 1..].split_whitespace().collect())
 }
 
+/// The live processes whose process group is `pgid` (the leader included while it runs).
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(procs) = fs::read_dir("/proc") else { return Vec::new() };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+            let Some(f) = stat_fields(&stat) else { return false };
+            // state, ppid, pgrp
+            f.first().is_some_and(|s| *s != "Z" && *s != "X") && f.get(2).and_then(|g| g.parse().ok()) == Some(pgid)
+        })
+        .collect()
+}
+
 pub fn process_info(pid: u32) -> Option<ProcessInfo> {
     let name = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?.trim().to_string();
     let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
@@ -119,13 +134,20 @@ fn parse_hex_addr(s: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// Socket inode → owning pid, for every process we may look into.
-pub fn socket_owners() -> HashMap<u64, u32> {
-    let mut owners = HashMap::new();
+/// Socket inode → the pids holding it (a forked child shares its parent's sockets until it
+/// execs), lowest pid first.
+pub fn socket_owners() -> HashMap<u64, Vec<u32>> {
+    let mut owners: HashMap<u64, Vec<u32>> = HashMap::new();
     let Ok(procs) = fs::read_dir("/proc") else { return owners };
     for entry in procs.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        owners.extend(socket_inodes_of(pid).into_iter().map(|inode| (inode, pid)));
+        for inode in socket_inodes_of(pid) {
+            owners.entry(inode).or_default().push(pid);
+        }
+    }
+    for pids in owners.values_mut() {
+        pids.sort_unstable();
+        pids.dedup();
     }
     owners
 }
@@ -177,7 +199,8 @@ pub fn port_holder(addr: SocketAddr) -> Option<PortHolder> {
             && (s.local.ip() == addr.ip() || s.local.ip().is_unspecified() || addr.ip().is_unspecified())
     });
     let holder = listener
-        .and_then(|s| socket_owners().get(&s.inode).copied())
+        // The lowest pid: the parent rather than a child forked a moment ago.
+        .and_then(|s| socket_owners().get(&s.inode).and_then(|pids| pids.first().copied()))
         .and_then(process_info)
         .map(PortHolder::Process)
         .unwrap_or(PortHolder::Unknown);

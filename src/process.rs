@@ -67,10 +67,20 @@ impl OwnedProcess {
             .append(true)
             .open(log)
             .map_err(|source| ProcessError::Log { path: log.to_path_buf(), source })?;
+        let err_file = file.try_clone().map_err(|source| ProcessError::Log { path: log.to_path_buf(), source })?;
         let mut expr =
-            duct::cmd(program, args).stdin_null().stdout_file(file).stderr_to_stdout().unchecked().before_spawn(
+            duct::cmd(program, args).stdin_null().stdout_file(file).stderr_file(err_file).unchecked().before_spawn(
                 |cmd| {
                     cmd.process_group(0);
+                    // SAFETY: close_range is async-signal-safe; it only closes descriptors
+                    // inherited from us (pipes of whoever ran us, a jobserver), so a
+                    // long-lived server holds nothing but its stdio and its log.
+                    unsafe {
+                        cmd.pre_exec(|| {
+                            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                            Ok(())
+                        });
+                    }
                     Ok(())
                 },
             );

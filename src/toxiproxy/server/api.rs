@@ -28,14 +28,14 @@ pub(crate) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
     };
     let segments: Vec<String> = path.trim_matches('/').split('/').map(percent_decode).collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let result = route(&state, &method, &segs, &body);
+    let result = route(&state, &method, &segs, &body).await;
     Ok(match result {
         Ok(resp) => resp,
         Err(e) => error(&e),
     })
 }
 
-fn route(state: &State, method: &Method, segs: &[&str], body: &[u8]) -> Result<Resp, ApiError> {
+async fn route(state: &State, method: &Method, segs: &[&str], body: &[u8]) -> Result<Resp, ApiError> {
     use Method as M;
     match (method, segs) {
         (&M::GET, ["version"]) => Ok(json_resp(
@@ -51,14 +51,14 @@ fn route(state: &State, method: &Method, segs: &[&str], body: &[u8]) -> Result<R
             Ok(json_resp(StatusCode::OK, &Value::Object(map)))
         }
         (&M::POST, ["proxies"]) => create_proxy(state, body),
-        (&M::POST, ["populate"]) => populate(state, body),
+        (&M::POST, ["populate"]) => populate(state, body).await,
         (&M::GET, ["proxies", p]) => Ok(json_resp(StatusCode::OK, &get(state, p)?.to_model())),
-        (&M::POST | &M::PATCH, ["proxies", p]) => update_proxy(state, p, body),
+        (&M::POST | &M::PATCH, ["proxies", p]) => update_proxy(state, p, body).await,
         (&M::DELETE, ["proxies", p]) => {
             let removed = state.proxies.lock().unwrap().remove(*p);
             match removed {
                 Some(proxy) => {
-                    proxy.stop();
+                    proxy.stop().await;
                     Ok(no_content())
                 }
                 None => Err(proxy_not_found()),
@@ -139,7 +139,7 @@ fn create_proxy(state: &State, body: &[u8]) -> Result<Resp, ApiError> {
     Ok(json_resp(StatusCode::CREATED, &proxy.to_model()))
 }
 
-fn populate(state: &State, body: &[u8]) -> Result<Resp, ApiError> {
+async fn populate(state: &State, body: &[u8]) -> Result<Resp, ApiError> {
     let inputs: Vec<ProxyInput> = parse_json(body)?;
     for (i, p) in inputs.iter().enumerate() {
         if p.name.is_empty() {
@@ -152,13 +152,13 @@ fn populate(state: &State, body: &[u8]) -> Result<Resp, ApiError> {
     let mut done = Vec::new();
     let mut failure = None;
     for input in inputs {
-        let mut proxies = state.proxies.lock().unwrap();
-        if let Some(existing) = proxies.get(&input.name) {
+        let existing = state.proxies.lock().unwrap().get(&input.name).cloned();
+        if let Some(existing) = existing {
             if !existing.differs(&input.listen, &input.upstream) {
                 done.push(existing.to_model());
                 continue;
             }
-            existing.stop();
+            existing.stop().await;
         }
         let proxy = Arc::new(ProxyEntry::new(input.name.clone(), input.listen, input.upstream, state.root.clone()));
         if input.enabled.unwrap_or(true) {
@@ -167,7 +167,7 @@ fn populate(state: &State, body: &[u8]) -> Result<Resp, ApiError> {
                 break;
             }
         }
-        proxies.insert(input.name, proxy.clone());
+        state.proxies.lock().unwrap().insert(input.name, proxy.clone());
         done.push(proxy.to_model());
     }
     Ok(match failure {
@@ -179,13 +179,13 @@ fn populate(state: &State, body: &[u8]) -> Result<Resp, ApiError> {
     })
 }
 
-fn update_proxy(state: &State, name: &str, body: &[u8]) -> Result<Resp, ApiError> {
+async fn update_proxy(state: &State, name: &str, body: &[u8]) -> Result<Resp, ApiError> {
     let proxy = get(state, name)?;
     let input: ProxyInput = parse_json(body)?;
     let listen = if input.listen.is_empty() { proxy.listen() } else { input.listen };
     let upstream = if input.upstream.is_empty() { proxy.upstream() } else { input.upstream };
     let enabled = input.enabled.unwrap_or_else(|| proxy.enabled());
-    proxy.update(listen, upstream, enabled)?;
+    proxy.update(listen, upstream, enabled).await?;
     Ok(json_resp(StatusCode::OK, &proxy.to_model()))
 }
 

@@ -133,6 +133,6 @@ async fn serve_listener(listener: TcpListener, stop: CancellationToken) {
     state.root.cancel();
     let proxies = std::mem::take(&mut *state.proxies.lock().unwrap());
     for p in proxies.values() {
-        p.stop();
+        p.stop().await;
     }
 }

@@ -39,8 +39,8 @@ pub(crate) struct ProxyEntry {
 struct Inner {
     listen: String,
     upstream: String,
-    /// The running listener and its links; `None` when disabled.
-    generation: Option<CancellationToken>,
+    /// The running listener (its token and accept task); `None` when disabled.
+    generation: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 impl ProxyEntry {
@@ -81,20 +81,30 @@ impl ProxyEntry {
         let local = listener.local_addr().map_err(|e| ApiError::internal(e.to_string()))?;
         inner.listen = local.to_string();
         let token = self.root.child_token();
-        inner.generation = Some(token.clone());
-        tokio::spawn(accept_loop(
+        let task = tokio::spawn(accept_loop(
             listener,
             inner.upstream.clone(),
-            token,
+            token.clone(),
             self.toxics.subscribe(),
             self.counters.clone(),
         ));
+        inner.generation = Some((token, task));
         Ok(())
     }
 
-    /// Closes the listener and every open link; a no-op when already disabled.
-    pub fn stop(&self) {
-        if let Some(token) = self.inner.lock().unwrap().generation.take() {
+    /// Closes the listener and every open link, and waits until the port is released; a
+    /// no-op when already disabled.
+    pub async fn stop(&self) {
+        let generation = self.inner.lock().unwrap().generation.take();
+        if let Some((token, task)) = generation {
+            token.cancel();
+            let _ = task.await;
+        }
+    }
+
+    /// Like [`ProxyEntry::stop`] without waiting for the listener to close.
+    pub fn stop_now(&self) {
+        if let Some((token, _)) = self.inner.lock().unwrap().generation.take() {
             token.cancel();
         }
     }
@@ -107,9 +117,9 @@ impl ProxyEntry {
     }
 
     /// Applies an update the way the real server does: stop on an address change, then follow `enabled`.
-    pub fn update(&self, listen: String, upstream: String, enabled: bool) -> Result<(), ApiError> {
+    pub async fn update(&self, listen: String, upstream: String, enabled: bool) -> Result<(), ApiError> {
         if self.differs(&listen, &upstream) {
-            self.stop();
+            self.stop().await;
             let mut inner = self.inner.lock().unwrap();
             inner.listen = listen;
             inner.upstream = upstream;
@@ -117,7 +127,7 @@ impl ProxyEntry {
         if enabled {
             self.start()
         } else {
-            self.stop();
+            self.stop().await;
             Ok(())
         }
     }
@@ -216,7 +226,7 @@ impl ProxyEntry {
 
 impl Drop for ProxyEntry {
     fn drop(&mut self) {
-        self.stop();
+        self.stop_now();
     }
 }
 

@@ -1,0 +1,156 @@
+//! Test support shared by the integration tests: small real TCP servers to put behind proxies
+//! (echo, closer, source) and the Toxiproxy servers under test (embedded, or real when
+//! `TOXIPROXY_BIN` is set).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chronik_chaos::toxiproxy::launcher::{self, LaunchConfig, Launched, ServerChoice};
+use chronik_chaos::toxiproxy::server::EmbeddedServer;
+use chronik_chaos::toxiproxy::Client;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A Toxiproxy server under test.
+pub enum Server {
+    Embedded(EmbeddedServer),
+    Real { launched: Box<Launched>, _dir: tempfile::TempDir },
+}
+
+impl Server {
+    pub fn client(&self) -> Client {
+        match self {
+            Server::Embedded(s) => s.client(),
+            Server::Real { launched, .. } => launched.client(),
+        }
+    }
+
+    pub fn is_real(&self) -> bool {
+        matches!(self, Server::Real { .. })
+    }
+}
+
+/// The embedded server, in this process, on a free port.
+pub async fn embedded() -> Server {
+    Server::Embedded(EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap())
+}
+
+/// The real server named by `TOXIPROXY_BIN`, or `None` (and a note) when it is not set.
+pub async fn real(test: &str) -> Option<Server> {
+    let Some(bin) = std::env::var_os("TOXIPROXY_BIN").filter(|v| !v.is_empty()) else {
+        eprintln!("skipped {test}: TOXIPROXY_BIN is not set (set it to a real toxiproxy-server to run this)");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LaunchConfig {
+        listen: free_addr(),
+        choice: ServerChoice::Real { bin: PathBuf::from(bin), found_by: "TOXIPROXY_BIN" },
+        embedded_exe: PathBuf::from(env!("CARGO_BIN_EXE_chronik-chaos")),
+        log: dir.path().join("toxiproxy.log"),
+        ready_timeout: Duration::from_secs(15),
+    };
+    let launched = launcher::launch(&cfg).await.unwrap();
+    Some(Server::Real { launched: Box::new(launched), _dir: dir })
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// An echo server: writes back every byte it reads, per connection.
+pub async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A server that closes every connection as soon as it accepts it.
+pub async fn closer_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            drop(s);
+        }
+    });
+    addr
+}
+
+/// A server that writes `len` bytes (a repeating pattern) to each connection, then closes it.
+pub async fn source_server(len: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let data = pattern(len);
+                let _ = s.write_all(&data).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Reads until EOF, error or `limit` elapses. Returns the bytes, how it ended, and the number of reads.
+pub async fn read_all(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, End, usize) {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut reads = 0;
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return (out, End::StillOpen, reads),
+            Ok(Ok(0)) => return (out, End::Eof, reads),
+            Ok(Ok(n)) => {
+                reads += 1;
+                out.extend_from_slice(&buf[..n]);
+            }
+            Ok(Err(e)) => return (out, End::Error(e.kind()), reads),
+        }
+    }
+}
+
+/// Reads exactly `n` bytes or fails the test after `limit`.
+pub async fn read_exact(s: &mut TcpStream, n: usize, limit: Duration) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut reads = 0;
+    let deadline = tokio::time::Instant::now() + limit;
+    while out.len() < n {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => panic!("read {} of {n} bytes before the {limit:?} limit", out.len()),
+            Ok(Ok(0)) => panic!("EOF after {} of {n} bytes", out.len()),
+            Ok(Ok(k)) => {
+                reads += 1;
+                out.extend_from_slice(&buf[..k]);
+            }
+            Ok(Err(e)) => panic!("read error after {} of {n} bytes: {e}", out.len()),
+        }
+    }
+    (out, reads)
+}
+
+/// How a read sequence ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    Eof,
+    Error(std::io::ErrorKind),
+    StillOpen,
+}

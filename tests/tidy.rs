@@ -1,0 +1,90 @@
+//! Tidy checks for repository conventions: `//!` headers, the code map kept true, a thin
+//! xtask, and the README's test command being the one CI runs.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+fn all_rust_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["src", "xtask/src", "tests", "benches"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    files.sort();
+    files
+}
+
+fn rel(p: &Path) -> String {
+    p.strip_prefix(root()).unwrap().display().to_string()
+}
+
+#[test]
+fn every_source_file_opens_with_a_module_doc() {
+    let missing: Vec<String> = all_rust_files()
+        .into_iter()
+        .filter(|p| !std::fs::read_to_string(p).unwrap().starts_with("//!"))
+        .map(|p| rel(&p))
+        .collect();
+    assert!(missing.is_empty(), "files without a leading `//!` line saying what they own: {missing:?}");
+}
+
+#[test]
+fn architecture_code_map_names_every_source_file() {
+    let doc = std::fs::read_to_string(root().join("docs/ARCHITECTURE.md")).unwrap();
+    let mut missing = Vec::new();
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    rust_files(&root().join("xtask/src"), &mut files);
+    for p in files {
+        let r = rel(&p);
+        let named = if p.file_name().unwrap() == "mod.rs" {
+            // A module directory is named by its path.
+            doc.contains(&format!("{}/", rel(p.parent().unwrap())))
+        } else {
+            doc.contains(&r) || doc.contains(&format!("`{}`", p.file_name().unwrap().to_str().unwrap()))
+        };
+        if !named {
+            missing.push(r);
+        }
+    }
+    assert!(missing.is_empty(), "docs/ARCHITECTURE.md's code map does not mention: {missing:?}");
+}
+
+#[test]
+fn xtask_stays_thin() {
+    let manifest = std::fs::read_to_string(root().join("xtask/Cargo.toml")).unwrap();
+    for heavy in ["tokio", "reqwest", "rdkafka", "octocrab", "hyper", "chronik-chaos"] {
+        assert!(
+            !manifest.lines().any(|l| l.trim_start().starts_with(heavy)),
+            "xtask must not depend on {heavy}: it builds and runs the chronik-chaos binary instead"
+        );
+    }
+}
+
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    let test_line = readme
+        .lines()
+        .find(|l| l.trim_start().starts_with("cargo test"))
+        .expect("the README names a `cargo test` command");
+    let command = test_line.split('#').next().unwrap().trim();
+    assert!(
+        ci.lines().any(|l| l.trim().starts_with(command)),
+        "`.ci/run` must run the README's test command `{command}`"
+    );
+}
