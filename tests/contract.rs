@@ -200,6 +200,16 @@ async fn toxic_crud(server: &Server) {
     assert_eq!(updated.toxicity, 1.0);
     assert_eq!(c.proxy("crud").await.unwrap().toxics, vec![updated]);
 
+    // The same through PATCH (Toxiproxy 2.6+).
+    let patch = c.clone().with_patch_updates();
+    let update = ToxicUpdate { toxicity: None, attributes: Some(serde_json::json!({"jitter": 0})) };
+    let updated = patch.update_toxic("crud", "lag", &update).await.unwrap();
+    assert_eq!(updated.kind, ToxicKind::Latency { latency: 250, jitter: 0 });
+    assert_eq!(updated.toxicity, 1.0, "toxicity left out keeps its value");
+    let p = patch.set_enabled("crud", false).await.unwrap();
+    assert!(!p.enabled);
+    patch.set_enabled("crud", true).await.unwrap();
+
     // Default name is <type>_<stream>.
     let unnamed = Toxic::new(ToxicKind::Bandwidth { rate: 10 }, Stream::Downstream);
     assert_eq!(c.create_toxic("crud", &unnamed).await.unwrap().name, "bandwidth_downstream");

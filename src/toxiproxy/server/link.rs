@@ -93,7 +93,7 @@ struct Chunk {
     arrived: Instant,
 }
 
-const READ_SIZE: usize = 32 * 1024;
+const READ_SIZE: usize = 64 * 1024;
 /// Chunks buffered between reader and writer; lets a latency toxic delay without throttling.
 const CHANNEL_CHUNKS: usize = 1024;
 
