@@ -10,7 +10,7 @@ use xshell::{cmd, Shell};
 
 /// Project tasks for chronik-chaos. Each builds what it needs with cargo, then runs it.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", max_term_width = 100)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", max_term_width = 100)]
 struct Xtask {
     #[command(subcommand)]
     task: Task,
