@@ -217,6 +217,14 @@ enum Flow {
     End,
 }
 
+enum Event {
+    Killed,
+    Changed,
+    /// An armed timeout toxic at this stage expired.
+    TimedOut(usize),
+    Due,
+}
+
 struct Writer {
     stream: Stream,
     dest: Option<OwnedWriteHalf>,
@@ -443,36 +451,42 @@ impl Writer {
         steps
     }
 
-    /// Sleeps until `at`, still following toxic changes, timeouts and kills.
-    async fn wait_until(&mut self, at: Instant) -> Flow {
-        loop {
-            if Instant::now() >= at {
-                return Flow::Continue;
-            }
-            let deadline = self.timeout_deadline();
-            tokio::select! {
-                biased;
-                _ = self.signals.kill.cancelled() => return Flow::End,
-                r = self.toxics.changed() => {
-                    if r.is_err() { return Flow::End }
-                    if let Flow::End = self.on_toxics_changed().await { return Flow::End }
-                }
-                _ = sleep_until_opt(deadline.map(|d| d.0)) => return self.close(deadline.map_or(0, |d| d.1)).await,
-                _ = sleep_until(at) => return Flow::Continue,
-            }
-        }
-    }
-
-    async fn wait_for_change(&mut self) -> Flow {
+    /// Waits for the first of: a kill, a toxic change, an armed timeout toxic, or `at`.
+    async fn next_event(&mut self, at: Option<Instant>) -> Event {
         let deadline = self.timeout_deadline();
         tokio::select! {
             biased;
-            _ = self.signals.kill.cancelled() => Flow::End,
-            r = self.toxics.changed() => match r {
-                Ok(()) => self.on_toxics_changed().await,
-                Err(_) => Flow::End,
-            },
-            _ = sleep_until_opt(deadline.map(|d| d.0)) => self.close(deadline.map_or(0, |d| d.1)).await,
+            _ = self.signals.kill.cancelled() => Event::Killed,
+            r = self.toxics.changed() => if r.is_ok() { Event::Changed } else { Event::Killed },
+            _ = sleep_until_opt(deadline.map(|d| d.0)) => Event::TimedOut(deadline.map_or(0, |d| d.1)),
+            _ = sleep_until_opt(at) => Event::Due,
+        }
+    }
+
+    /// Sleeps until `at`, still following toxic changes, timeouts and kills.
+    async fn wait_until(&mut self, at: Instant) -> Flow {
+        while Instant::now() < at {
+            match self.next_event(Some(at)).await {
+                Event::Killed => return Flow::End,
+                Event::Changed => {
+                    if let Flow::End = self.on_toxics_changed().await {
+                        return Flow::End;
+                    }
+                }
+                Event::TimedOut(stage) => return self.close(stage).await,
+                Event::Due => break,
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Waits for the toxics to change (a held link), still following timeouts and kills.
+    async fn wait_for_change(&mut self) -> Flow {
+        match self.next_event(None).await {
+            Event::Killed => Flow::End,
+            Event::Changed => self.on_toxics_changed().await,
+            Event::TimedOut(stage) => self.close(stage).await,
+            Event::Due => Flow::Continue,
         }
     }
 
