@@ -2,6 +2,8 @@
 //! every capability; the `chronik-chaos` binary (`src/main.rs`) is a thin command line over it.
 
 pub mod cli;
+pub mod cluster;
 pub mod os;
 pub mod process;
+pub mod topology;
 pub mod toxiproxy;

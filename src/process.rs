@@ -39,6 +39,15 @@ pub enum ProcessError {
     Spawn { program: String, source: std::io::Error },
 }
 
+/// Where and with what environment a process runs, beyond program and arguments.
+#[derive(Clone, Debug, Default)]
+pub struct SpawnOptions {
+    /// Working directory (default: ours).
+    pub cwd: Option<PathBuf>,
+    /// Variables of our environment the child must not inherit.
+    pub env_remove: Vec<String>,
+}
+
 /// A child process we own. Dropping it ends its whole process group.
 pub struct OwnedProcess {
     name: String,
@@ -58,6 +67,18 @@ impl OwnedProcess {
         args: &[OsString],
         envs: &[(String, String)],
         log: &Path,
+    ) -> Result<OwnedProcess, ProcessError> {
+        OwnedProcess::spawn_with(name, program, args, envs, log, &SpawnOptions::default())
+    }
+
+    /// [`OwnedProcess::spawn`] with a working directory and environment variables to remove.
+    pub fn spawn_with(
+        name: &str,
+        program: &Path,
+        args: &[OsString],
+        envs: &[(String, String)],
+        log: &Path,
+        options: &SpawnOptions,
     ) -> Result<OwnedProcess, ProcessError> {
         if let Some(dir) = log.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -84,8 +105,14 @@ impl OwnedProcess {
                     Ok(())
                 },
             );
+        for k in &options.env_remove {
+            expr = expr.env_remove(k);
+        }
         for (k, v) in envs {
             expr = expr.env(k, v);
+        }
+        if let Some(dir) = &options.cwd {
+            expr = expr.dir(dir);
         }
         let handle =
             expr.start().map_err(|source| ProcessError::Spawn { program: program.display().to_string(), source })?;

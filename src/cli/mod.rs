@@ -1,5 +1,6 @@
 //! The command line of `chronik-chaos`: flags resolved once into typed arguments, then dispatched.
 
+mod cluster;
 mod toxiproxy;
 
 use std::path::PathBuf;
@@ -16,8 +17,8 @@ pub const EXIT_HARNESS: u8 = 2;
 
 /// Proves whether a Chronik cluster survives a bad network.
 ///
-/// Runs Toxiproxy (the real server when installed, else an embedded compatible one) and,
-/// in later stages, a three-node Chronik cluster whose every byte crosses a proxy.
+/// Runs Toxiproxy (the real server when installed, else an embedded compatible one) and a
+/// Chronik cluster whose every client and inter-node byte crosses a proxy.
 ///
 /// Exit codes: 0 success, 1 scenario failures, 2 harness error.
 #[derive(Debug, Parser)]
@@ -32,6 +33,9 @@ pub enum Command {
     /// Start, inspect, reset or stop a Toxiproxy server, or serve the embedded one.
     #[command(subcommand)]
     Toxiproxy(toxiproxy::ToxiproxyCommand),
+    /// Start, inspect or stop a Chronik cluster whose every byte crosses a proxy.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 /// Where `start` records the server it started, so other shells can find it.
@@ -47,12 +51,16 @@ pub struct StateArgs {
 pub fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(cli))
+    let result = runtime.block_on(run(cli));
+    // Do not wait for blocking work an interrupted command left behind (e.g. a metadata fetch).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Toxiproxy(cmd) => toxiproxy::run(cmd).await,
+        Command::Cluster(cmd) => cluster::run(cmd).await,
     }
 }
 

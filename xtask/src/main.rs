@@ -1,6 +1,8 @@
 //! `cargo xtask`: thin entry points that build the `chronik-chaos` binary with cargo and hand off to it.
 
 mod bench;
+mod chronik;
+mod cluster;
 mod toxiproxy;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +22,10 @@ struct Xtask {
 enum Task {
     /// Start, inspect, reset or stop a Toxiproxy server (replaces test_toxiproxy_setup.sh).
     Toxiproxy(toxiproxy::Toxiproxy),
+    /// Start, inspect or stop a Chronik cluster wired through proxies (replaces tests/cluster/*.sh).
+    Cluster(cluster::Cluster),
+    /// Build chronik-server in a Chronik checkout.
+    Chronik(chronik::Chronik),
     /// Print performance figures (benchmarks, not tests).
     Bench(bench::Bench),
 }
@@ -36,6 +42,8 @@ fn main() -> std::process::ExitCode {
     sh.change_dir(project_root());
     let result = match xtask.task {
         Task::Toxiproxy(t) => t.run(&sh),
+        Task::Cluster(c) => c.run(&sh),
+        Task::Chronik(c) => c.run(&sh),
         Task::Bench(b) => b.run(&sh),
     };
     match result {

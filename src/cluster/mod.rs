@@ -1,0 +1,245 @@
+//! A Chronik cluster under chaos: Toxiproxy with one proxy per client endpoint and per directed
+//! inter-node link, node config files pointing through them, the supervisor that owns the node
+//! processes, readiness, the wiring proof, teardown, and the state file for `cluster stop`.
+
+pub mod admin;
+pub mod config;
+pub mod state;
+pub mod supervisor;
+pub mod wiring;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use self::config::ClusterSettings;
+use self::supervisor::{NodeCommand, Supervisor};
+use self::wiring::WiringReport;
+use crate::os;
+use crate::process::Termination;
+use crate::topology::{Plan, TopologySpec};
+use crate::toxiproxy::launcher::{self, LaunchConfig, Launched};
+use crate::toxiproxy::{Client, NewProxy};
+
+/// Everything needed to bring a cluster up.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    pub topology: TopologySpec,
+    pub settings: ClusterSettings,
+    pub node: NodeCommand,
+    /// Node configs, data and logs go under `<run_dir>/node<N>/`.
+    pub run_dir: PathBuf,
+    pub ready_timeout: Duration,
+}
+
+/// Which Toxiproxy server the cluster's proxies live on.
+pub enum ToxiproxySource {
+    /// Start one (real or embedded) and own it.
+    Launch(LaunchConfig),
+    /// Use a server that already runs at this API address.
+    Existing(Client),
+}
+
+/// A running cluster. Dropping it tears everything down (nodes, then the Toxiproxy it started).
+pub struct Cluster {
+    pub plan: Plan,
+    pub run_dir: PathBuf,
+    pub toxiproxy: Client,
+    /// Declared before `toxiproxy_server`: on drop, nodes stop before their proxies go.
+    pub supervisor: Supervisor,
+    toxiproxy_server: Option<Launched>,
+    /// The Raft leader all nodes agreed on at readiness.
+    pub leader: u8,
+}
+
+/// How teardown went.
+#[derive(Debug, Default)]
+pub struct Teardown {
+    pub nodes: Vec<(u8, Termination)>,
+    pub toxiproxy: Option<Termination>,
+}
+
+impl Teardown {
+    /// Nodes that ignored SIGTERM past the grace period (a finding worth reporting).
+    pub fn ignored_sigterm(&self) -> Vec<u8> {
+        self.nodes.iter().filter(|(_, t)| t.ignored_sigterm()).map(|(id, _)| *id).collect()
+    }
+}
+
+impl Cluster {
+    /// Plans, checks every port, starts Toxiproxy and the proxies, writes the node configs,
+    /// starts the nodes and waits until they agree on a leader. Progress goes to `progress`.
+    pub async fn start(
+        spec: &ClusterSpec,
+        toxiproxy: ToxiproxySource,
+        progress: &dyn Fn(&str),
+    ) -> anyhow::Result<Cluster> {
+        let plan = Plan::new(spec.topology)?;
+        preflight_ports(
+            &plan,
+            match &toxiproxy {
+                ToxiproxySource::Launch(cfg) => Some(cfg.listen),
+                ToxiproxySource::Existing(_) => None,
+            },
+        )?;
+        let (client, toxiproxy_server) = match toxiproxy {
+            ToxiproxySource::Launch(cfg) => {
+                progress(&format!("starting toxiproxy on {}", cfg.listen));
+                let launched = launcher::launch(&cfg).await?;
+                progress(&format!("toxiproxy: {}", launched.kind));
+                (launched.client(), Some(launched))
+            }
+            ToxiproxySource::Existing(client) => {
+                let v = client.version().await?;
+                progress(&format!("using toxiproxy {v} at {}", client.base_url()));
+                (client, None)
+            }
+        };
+        create_proxies(&client, &plan).await?;
+        progress(&format!("{} proxies created and read back", plan.proxies.len()));
+
+        prepare_run_dir(&spec.run_dir, &plan)?;
+        let files = config::write_all(&plan, &spec.run_dir, &spec.settings)
+            .with_context(|| format!("cannot write node configs under {}", spec.run_dir.display()))?;
+        progress(&format!("node configs written under {}", spec.run_dir.display()));
+
+        let mut supervisor = Supervisor::new(&plan.nodes, files, spec.node.clone());
+        supervisor.start_all()?;
+        let pids: Vec<String> =
+            supervisor.nodes().iter().map(|n| format!("n{}={}", n.id(), n.pid().unwrap_or(0))).collect();
+        progress(&format!("nodes started ({}); waiting for a leader", pids.join(" ")));
+        let started = Instant::now();
+        let leader = supervisor.wait_ready(spec.ready_timeout).await?;
+        progress(&format!("ready: all nodes agree on leader n{leader} after {:.1}s", started.elapsed().as_secs_f64()));
+        Ok(Cluster { plan, run_dir: spec.run_dir.clone(), toxiproxy: client, supervisor, toxiproxy_server, leader })
+    }
+
+    /// Proves the wiring: no node connection bypasses a proxy, inter-node links are seen
+    /// through their proxies (waiting up to `wait` for lazily opened links), and Metadata
+    /// fetched through a proxy lists only the client-facing proxies. Any failure is an error.
+    pub async fn prove_wiring(&self, wait: Duration, client_extra: &[(&str, &str)]) -> anyhow::Result<WiringReport> {
+        let pids: Vec<(u8, u32)> =
+            self.supervisor.nodes().iter().filter_map(|n| n.pid().map(|p| (n.id(), p))).collect();
+        let deadline = Instant::now() + wait;
+        let report = loop {
+            let mut report = wiring::classify(&self.plan, &wiring::observe(&pids));
+            if let Ok(bytes) = self.toxiproxy.proxy_bytes().await {
+                report.proxies_with_bytes = bytes
+                    .into_iter()
+                    .filter(|(_, b)| b.upstream_sent + b.downstream_sent > 0)
+                    .map(|(name, _)| name)
+                    .collect();
+            }
+            if !report.bypasses.is_empty() || report.verdict().is_ok() || Instant::now() > deadline {
+                break report;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        if let Err(e) = report.verdict() {
+            bail!("wiring proof failed: {e}\n{report}");
+        }
+        let allowed: BTreeSet<SocketAddr> = self.plan.nodes.iter().map(|n| n.advertised_kafka).collect();
+        let bootstrap = self.plan.nodes[0].advertised_kafka;
+        wiring::check_metadata(bootstrap, &allowed, client_extra, Duration::from_secs(15))
+            .await
+            .map_err(|e| anyhow::anyhow!("wiring proof failed: {e}"))?;
+        Ok(report)
+    }
+
+    /// Stops every node (SIGTERM, grace, SIGKILL), then the Toxiproxy server if we started it.
+    pub fn teardown(mut self) -> Teardown {
+        let nodes = self.supervisor.teardown();
+        let toxiproxy = self.toxiproxy_server.take().map(Launched::stop);
+        Teardown { nodes, toxiproxy }
+    }
+
+    /// Leaves everything running and returns what `cluster stop` needs to end it.
+    pub fn detach(self) -> state::ClusterState {
+        let Cluster { plan, run_dir, toxiproxy, supervisor, toxiproxy_server, leader } = self;
+        let node_files: Vec<_> = supervisor.nodes().iter().map(|n| n.files.clone()).collect();
+        let pids = supervisor.detach();
+        state::ClusterState::new(
+            &plan,
+            run_dir,
+            toxiproxy.base_url(),
+            toxiproxy_server.map(Launched::detach),
+            &pids,
+            &node_files,
+            leader,
+        )
+    }
+}
+
+/// Every port the plan (and the Toxiproxy API) needs must be free; otherwise one error
+/// naming each taken port, what the plan wanted it for, and who holds it.
+pub fn preflight_ports(plan: &Plan, toxiproxy_api: Option<SocketAddr>) -> anyhow::Result<()> {
+    let mut wanted: Vec<(SocketAddr, String)> =
+        plan.ports().into_iter().map(|(port, who)| (SocketAddr::new(plan.spec.host, port), who)).collect();
+    if let Some(api) = toxiproxy_api {
+        wanted.push((api, "the Toxiproxy API".to_string()));
+    }
+    // Chronik binds its fixed ports on 0.0.0.0: check those on every interface.
+    let taken: Vec<String> = wanted
+        .iter()
+        .filter_map(|(addr, who)| {
+            let probe = if who.contains("fixed by Chronik") {
+                SocketAddr::new([0, 0, 0, 0].into(), addr.port())
+            } else {
+                *addr
+            };
+            os::port_holder(probe).map(|holder| format!("port {} ({who}) is taken, {holder}", addr.port()))
+        })
+        .collect();
+    if !taken.is_empty() {
+        bail!(
+            "cannot start the cluster: {}.\nStop what holds them (a cluster from another shell: `cargo xtask cluster stop`) \
+             or choose another --base-port",
+            taken.join(";\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Creates the plan's proxies in one call and reads them back: each must exist, listen where
+/// planned, point at the planned upstream and be enabled, with no toxics.
+pub async fn create_proxies(client: &Client, plan: &Plan) -> anyhow::Result<()> {
+    let wanted: Vec<NewProxy> =
+        plan.proxies.iter().map(|p| NewProxy::new(&p.name, p.listen.to_string(), p.upstream.to_string())).collect();
+    client.populate(&wanted).await.context("creating the proxies")?;
+    client.reset().await.context("clearing toxics left on the proxies")?;
+    let have = client.proxies().await?;
+    for p in &plan.proxies {
+        let Some(got) = have.get(&p.name) else { bail!("proxy {} missing after creating it", p.name) };
+        if got.listen != p.listen.to_string()
+            || got.upstream != p.upstream.to_string()
+            || !got.enabled
+            || !got.toxics.is_empty()
+        {
+            bail!(
+                "proxy {} read back as listen {} upstream {} enabled {} with {} toxics; planned listen {} upstream {}",
+                p.name,
+                got.listen,
+                got.upstream,
+                got.enabled,
+                got.toxics.len(),
+                p.listen,
+                p.upstream
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Fresh node directories: old data would carry a previous cluster's Raft state.
+fn prepare_run_dir(run_dir: &std::path::Path, plan: &Plan) -> anyhow::Result<()> {
+    for n in &plan.nodes {
+        let dir = run_dir.join(format!("node{}", n.id));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+    }
+    std::fs::create_dir_all(run_dir).with_context(|| format!("cannot create {}", run_dir.display()))
+}
