@@ -12,8 +12,8 @@ use chronik_chaos::cluster::config::ClusterSettings;
 use chronik_chaos::cluster::supervisor::NodeCommand;
 use chronik_chaos::cluster::{Cluster, ClusterSpec, ToxiproxySource};
 use chronik_chaos::os;
-use chronik_chaos::toxiproxy::launcher::{self, LaunchConfig};
 use chronik_chaos::topology::TopologySpec;
+use chronik_chaos::toxiproxy::launcher::{self, LaunchConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_real_nodes_ready_wired_through_proxies_and_torn_down() {
