@@ -1,8 +1,10 @@
 //! chronik-chaos: proves whether a Chronik cluster survives a bad network. The library holds
 //! every capability; the `chronik-chaos` binary (`src/main.rs`) is a thin command line over it.
 
+pub mod checker;
 pub mod cli;
 pub mod cluster;
+pub mod history;
 pub mod os;
 pub mod process;
 pub mod topology;

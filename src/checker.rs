@@ -1,0 +1,507 @@
+//! The safety checker: pure functions over a [`History`] that find lost, unseen, duplicated,
+//! inconsistent, reordered, phantom and aborted writes, in the manner of Jepsen's Kafka checker.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::{History, Outcome, Send};
+
+/// Everything the checker found. Empty lists mean the rule held.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomalies {
+    /// Acknowledged, never read, although later offsets of its partition were read.
+    pub lost: Vec<Placed>,
+    /// Acknowledged, never read, and no later offset of its partition was read either
+    /// (the final read did not get that far): not proven lost, reported apart.
+    pub unseen: Vec<Placed>,
+    /// One value read at two or more offsets.
+    pub duplicated: Vec<Duplicated>,
+    /// One offset read with two or more values, or read with another value than the one acknowledged there.
+    pub inconsistent: Vec<Inconsistent>,
+    /// A producer's later send acknowledged at a lower (or equal) offset of the same partition.
+    pub non_monotonic: Vec<NonMonotonic>,
+    /// A send acknowledged before another one started got a higher offset in the same partition.
+    pub real_time_reorder: Vec<NonMonotonic>,
+    /// Acknowledged with an offset below 0.
+    pub invalid_offset: Vec<Placed>,
+    /// A value read that no producer ever sent.
+    pub phantom: Vec<Placed>,
+    /// A value read whose send definitely failed.
+    pub aborted_read: Vec<Placed>,
+}
+
+/// A value at a place.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Placed {
+    pub value: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Duplicated {
+    pub value: String,
+    pub at: Vec<(i32, i64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inconsistent {
+    pub partition: i32,
+    pub offset: i64,
+    pub values: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonMonotonic {
+    pub partition: i32,
+    pub earlier: Placed,
+    pub later: Placed,
+}
+
+impl Anomalies {
+    /// Safety violated: anything but `unseen` (which is a liveness matter).
+    pub fn safety_violated(&self) -> bool {
+        self.count_safety() > 0
+    }
+
+    pub fn count_safety(&self) -> usize {
+        self.lost.len()
+            + self.duplicated.len()
+            + self.inconsistent.len()
+            + self.non_monotonic.len()
+            + self.real_time_reorder.len()
+            + self.invalid_offset.len()
+            + self.phantom.len()
+            + self.aborted_read.len()
+    }
+
+    /// One line per non-empty rule, with counts and the first examples.
+    pub fn summary(&self) -> Vec<String> {
+        fn ex<T: std::fmt::Debug>(v: &[T]) -> String {
+            let shown: Vec<String> = v.iter().take(3).map(|x| format!("{x:?}")).collect();
+            format!("{}{}", shown.join(", "), if v.len() > 3 { ", …" } else { "" })
+        }
+        let mut out = Vec::new();
+        let mut add = |name: &str, n: usize, examples: String| {
+            if n > 0 {
+                out.push(format!("{n} {name}: {examples}"));
+            }
+        };
+        add("lost", self.lost.len(), ex(&self.lost));
+        add("unseen", self.unseen.len(), ex(&self.unseen));
+        add("duplicated", self.duplicated.len(), ex(&self.duplicated));
+        add("inconsistent offsets", self.inconsistent.len(), ex(&self.inconsistent));
+        add("non-monotonic", self.non_monotonic.len(), ex(&self.non_monotonic));
+        add("real-time reorders", self.real_time_reorder.len(), ex(&self.real_time_reorder));
+        add("invalid offsets", self.invalid_offset.len(), ex(&self.invalid_offset));
+        add("phantom reads", self.phantom.len(), ex(&self.phantom));
+        add("aborted reads", self.aborted_read.len(), ex(&self.aborted_read));
+        out
+    }
+}
+
+/// Runs every rule.
+pub fn check(h: &History) -> Anomalies {
+    let mut a = Anomalies::default();
+    let mut by_value: HashMap<&str, BTreeSet<(i32, i64)>> = HashMap::new();
+    let mut by_place: BTreeMap<(i32, i64), BTreeSet<&str>> = BTreeMap::new();
+    let mut max_read: HashMap<i32, i64> = HashMap::new();
+    for r in &h.reads {
+        by_value.entry(&r.value).or_default().insert((r.partition, r.offset));
+        by_place.entry((r.partition, r.offset)).or_default().insert(&r.value);
+        let m = max_read.entry(r.partition).or_insert(r.offset);
+        *m = (*m).max(r.offset);
+    }
+    let sends: HashMap<&str, &Send> = h.sends.iter().map(|s| (s.value.as_str(), s)).collect();
+
+    for s in &h.sends {
+        let Outcome::Ok { partition, offset } = s.outcome else { continue };
+        let placed = Placed { value: s.value.clone(), partition, offset };
+        if offset < 0 {
+            a.invalid_offset.push(placed);
+            continue;
+        }
+        if let Some(values) = by_place.get(&(partition, offset)) {
+            if values.iter().any(|v| *v != s.value) && values.len() == 1 {
+                // Read back with another value than the one acknowledged there.
+                let mut vs: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                vs.push(s.value.clone());
+                vs.sort();
+                a.inconsistent.push(Inconsistent { partition, offset, values: vs });
+            }
+        }
+        if !by_value.contains_key(s.value.as_str()) {
+            if max_read.get(&partition).is_some_and(|m| *m > offset) {
+                a.lost.push(placed);
+            } else {
+                a.unseen.push(placed);
+            }
+        }
+    }
+    for ((partition, offset), values) in &by_place {
+        if values.len() > 1 {
+            a.inconsistent.push(Inconsistent {
+                partition: *partition,
+                offset: *offset,
+                values: values.iter().map(|v| v.to_string()).collect(),
+            });
+        }
+    }
+    for (value, places) in &by_value {
+        if places.len() > 1 {
+            a.duplicated.push(Duplicated { value: value.to_string(), at: places.iter().copied().collect() });
+        }
+        let (partition, offset) = *places.iter().next().expect("non-empty");
+        match sends.get(value) {
+            None => a.phantom.push(Placed { value: value.to_string(), partition, offset }),
+            Some(s) if matches!(s.outcome, Outcome::Fail { .. }) => {
+                a.aborted_read.push(Placed { value: value.to_string(), partition, offset })
+            }
+            _ => {}
+        }
+    }
+    if h.ordered_producers {
+        a.non_monotonic = non_monotonic(h);
+    }
+    a.real_time_reorder = real_time(h);
+    a.duplicated.sort_by(|x, y| x.value.cmp(&y.value));
+    a.phantom.sort();
+    a.aborted_read.sort();
+    a.inconsistent.sort_by_key(|i| (i.partition, i.offset));
+    a.inconsistent.dedup();
+    a
+}
+
+/// Per producer and partition, acknowledged offsets must rise with the sequence number.
+fn non_monotonic(h: &History) -> Vec<NonMonotonic> {
+    let mut groups: BTreeMap<(u32, i32), Vec<(u64, i64, &str)>> = BTreeMap::new();
+    for s in &h.sends {
+        if let Outcome::Ok { partition, offset } = s.outcome {
+            groups.entry((s.producer, partition)).or_default().push((s.seq, offset, &s.value));
+        }
+    }
+    let mut out = Vec::new();
+    for ((_, partition), mut v) in groups {
+        v.sort();
+        for w in v.windows(2) {
+            if w[1].1 <= w[0].1 {
+                out.push(NonMonotonic {
+                    partition,
+                    earlier: Placed { value: w[0].2.to_string(), partition, offset: w[0].1 },
+                    later: Placed { value: w[1].2.to_string(), partition, offset: w[1].1 },
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A write acknowledged before another write was invoked must not get a higher offset in the
+/// same partition than that later write.
+fn real_time(h: &History) -> Vec<NonMonotonic> {
+    let mut per_partition: BTreeMap<i32, Vec<&Send>> = BTreeMap::new();
+    for s in &h.sends {
+        if let (Outcome::Ok { partition, offset }, Some(_)) = (&s.outcome, s.completed_us) {
+            if *offset >= 0 {
+                per_partition.entry(*partition).or_default().push(s);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (partition, sends) in per_partition {
+        let mut by_completion = sends.clone();
+        by_completion.sort_by_key(|s| s.completed_us);
+        let mut by_invoke = sends;
+        by_invoke.sort_by_key(|s| s.invoked_us);
+        let offset = |s: &Send| match s.outcome {
+            Outcome::Ok { offset, .. } => offset,
+            _ => unreachable!("only acknowledged sends"),
+        };
+        let mut i = 0;
+        let mut max: Option<&Send> = None;
+        for b in by_invoke {
+            while i < by_completion.len() && by_completion[i].completed_us.is_some_and(|c| c < b.invoked_us) {
+                let c = by_completion[i];
+                if max.is_none_or(|m| offset(c) > offset(m)) {
+                    max = Some(c);
+                }
+                i += 1;
+            }
+            if let Some(m) = max {
+                if offset(m) > offset(b) {
+                    out.push(NonMonotonic {
+                        partition,
+                        earlier: Placed { value: m.value.clone(), partition, offset: offset(m) },
+                        later: Placed { value: b.value.clone(), partition, offset: offset(b) },
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{value_of, Read};
+
+    /// A history builder: `ok(p, seq, partition, offset)` sends and `read(...)` reads,
+    /// timestamps increasing with each call so that sends do not overlap.
+    #[derive(Default)]
+    struct H {
+        h: History,
+        t: u64,
+    }
+
+    impl H {
+        fn new() -> H {
+            H { h: History { ordered_producers: true, ..History::default() }, t: 0 }
+        }
+        fn send(&mut self, producer: u32, seq: u64, outcome: Outcome) -> &mut Self {
+            self.t += 10;
+            self.h.sends.push(Send {
+                producer,
+                seq,
+                value: value_of(producer, seq),
+                invoked_us: self.t,
+                completed_us: Some(self.t + 5),
+                outcome,
+            });
+            self
+        }
+        fn ok(&mut self, producer: u32, seq: u64, partition: i32, offset: i64) -> &mut Self {
+            self.send(producer, seq, Outcome::Ok { partition, offset })
+        }
+        fn read_value(&mut self, value: &str, partition: i32, offset: i64) -> &mut Self {
+            self.t += 1;
+            self.h.reads.push(Read { partition, offset, value: value.into(), at_us: self.t, final_read: true });
+            self
+        }
+        fn read(&mut self, producer: u32, seq: u64, partition: i32, offset: i64) -> &mut Self {
+            self.read_value(&value_of(producer, seq), partition, offset)
+        }
+        fn done(&self) -> Anomalies {
+            check(&self.h)
+        }
+    }
+
+    /// Three producers, two partitions, everything acknowledged and read back once.
+    fn clean() -> H {
+        let mut h = H::new();
+        let mut next = [0i64; 2];
+        for seq in 0..20 {
+            for p in 0..3u32 {
+                let partition = ((seq + p as u64) % 2) as i32;
+                let offset = next[partition as usize];
+                next[partition as usize] += 1;
+                h.ok(p, seq, partition, offset);
+            }
+        }
+        let reads: Vec<(u32, u64, i32, i64)> =
+            h.h.sends
+                .iter()
+                .map(|s| match s.outcome {
+                    Outcome::Ok { partition, offset } => (s.producer, s.seq, partition, offset),
+                    _ => unreachable!(),
+                })
+                .collect();
+        for (p, seq, part, off) in reads {
+            h.read(p, seq, part, off);
+        }
+        h
+    }
+
+    #[test]
+    fn a_clean_history_passes_every_rule() {
+        let a = clean().done();
+        assert_eq!(a, Anomalies::default(), "{:?}", a.summary());
+        assert!(!a.safety_violated());
+    }
+
+    #[test]
+    fn a_long_random_clean_history_passes() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut h = H::new();
+        let mut next = [0i64; 3];
+        let mut reads = Vec::new();
+        for seq in 0..3000u64 {
+            let p = rng.u32(0..5);
+            let partition = rng.i32(0..3);
+            let offset = next[partition as usize];
+            next[partition as usize] += 1;
+            match rng.u8(0..10) {
+                0 => {
+                    h.send(p, seq, Outcome::Fail { error: "NOT_LEADER".into() });
+                    next[partition as usize] -= 1;
+                }
+                1 => {
+                    // Indeterminate, and in fact written: it shows up in the log.
+                    h.send(p, seq, Outcome::Info { error: "timeout".into() });
+                    reads.push((p, seq, partition, offset));
+                }
+                _ => {
+                    h.ok(p, seq, partition, offset);
+                    reads.push((p, seq, partition, offset));
+                }
+            }
+        }
+        rng.shuffle(&mut reads);
+        for (p, seq, part, off) in reads {
+            h.read(p, seq, part, off);
+        }
+        let a = h.done();
+        assert!(!a.safety_violated() && a.unseen.is_empty(), "{:?}", a.summary());
+    }
+
+    #[test]
+    fn lost_versus_unseen() {
+        // p0-1 acknowledged at offset 1, never read, but offset 2 was read: lost.
+        let mut h = H::new();
+        h.ok(0, 0, 0, 0).ok(0, 1, 0, 1).ok(0, 2, 0, 2).read(0, 0, 0, 0).read(0, 2, 0, 2);
+        let a = h.done();
+        assert_eq!(a.lost, vec![Placed { value: "p0-1".into(), partition: 0, offset: 1 }]);
+        assert!(a.unseen.is_empty());
+        // The read stopped at offset 0: offsets 1 and 2 are unseen, not lost.
+        let mut h = H::new();
+        h.ok(0, 0, 0, 0).ok(0, 1, 0, 1).ok(0, 2, 0, 2).read(0, 0, 0, 0);
+        let a = h.done();
+        assert!(a.lost.is_empty());
+        assert_eq!(a.unseen.len(), 2);
+        assert!(!a.safety_violated(), "unseen alone is not a safety violation");
+    }
+
+    #[test]
+    fn duplicated_value() {
+        let mut h = H::new();
+        h.ok(0, 0, 0, 0).read(0, 0, 0, 0).read(0, 0, 0, 1);
+        assert_eq!(h.done().duplicated, vec![Duplicated { value: "p0-0".into(), at: vec![(0, 0), (0, 1)] }]);
+        assert!(clean().done().duplicated.is_empty());
+    }
+
+    #[test]
+    fn inconsistent_offsets() {
+        // Two values read at one offset.
+        let mut h = H::new();
+        h.ok(0, 0, 0, 0).ok(1, 0, 0, 1).read(0, 0, 0, 0).read(1, 0, 0, 0);
+        let a = h.done();
+        assert!(a.inconsistent.iter().any(|i| i.offset == 0 && i.values == ["p0-0", "p1-0"]), "{a:?}");
+        // Acknowledged at offset 0, but offset 0 holds another value.
+        let mut h = H::new();
+        h.ok(0, 0, 0, 0).ok(1, 0, 0, 1).read(1, 0, 0, 0).read(1, 0, 0, 1);
+        let a = h.done();
+        assert!(a.inconsistent.iter().any(|i| i.offset == 0), "{a:?}");
+    }
+
+    #[test]
+    fn non_monotonic_producer_offsets() {
+        let mut h = H::new();
+        h.ok(0, 0, 0, 5).ok(0, 1, 0, 3).read(0, 0, 0, 5).read(0, 1, 0, 3);
+        let a = h.done();
+        assert_eq!(a.non_monotonic.len(), 1, "{a:?}");
+        assert_eq!(a.non_monotonic[0].later.value, "p0-1");
+        // Not checked when producers are not ordered (no idempotence, several in flight).
+        h.h.ordered_producers = false;
+        assert!(h.done().non_monotonic.is_empty());
+    }
+
+    #[test]
+    fn real_time_order() {
+        // p0-0 is acknowledged (t=15) before p1-0 is invoked (t=20), yet gets a higher offset.
+        let mut h = H::new();
+        h.ok(0, 0, 0, 1).ok(1, 0, 0, 0).read(0, 0, 0, 1).read(1, 0, 0, 0);
+        let a = h.done();
+        assert_eq!(a.real_time_reorder.len(), 1, "{a:?}");
+        // Concurrent sends may be ordered either way.
+        let mut h = H::new();
+        h.ok(0, 0, 0, 1).ok(1, 0, 0, 0).read(0, 0, 0, 1).read(1, 0, 0, 0);
+        h.h.sends[1].invoked_us = 12; // invoked before the first completed (15)
+        assert!(h.done().real_time_reorder.is_empty());
+    }
+
+    #[test]
+    fn invalid_offset() {
+        let mut h = H::new();
+        h.ok(0, 0, 0, -1);
+        assert_eq!(h.done().invalid_offset.len(), 1);
+    }
+
+    #[test]
+    fn phantom_read() {
+        let mut h = H::new();
+        h.ok(0, 0, 0, 0).read(0, 0, 0, 0).read_value("p9-9", 0, 1);
+        assert_eq!(h.done().phantom, vec![Placed { value: "p9-9".into(), partition: 0, offset: 1 }]);
+    }
+
+    #[test]
+    fn aborted_read() {
+        let mut h = H::new();
+        h.send(0, 0, Outcome::Fail { error: "INVALID".into() }).read(0, 0, 0, 0);
+        assert_eq!(h.done().aborted_read.len(), 1);
+        // An indeterminate send that shows up is fine.
+        let mut h = H::new();
+        h.send(0, 0, Outcome::Info { error: "timeout".into() }).read(0, 0, 0, 0);
+        assert_eq!(h.done(), Anomalies::default());
+    }
+
+    #[test]
+    fn mutations_of_a_clean_history_are_each_caught() {
+        let base = clean();
+        let n = base.h.reads.len();
+        // Drop one read in the middle of its partition: lost.
+        let mut dropped = clean();
+        let victim = (0..n).find(|&i| dropped.h.reads[i].offset == 3).unwrap();
+        dropped.h.reads.remove(victim);
+        assert_eq!(dropped.done().lost.len(), 1);
+        // Duplicate one read at a new offset: duplicated.
+        let mut duplicated = clean();
+        let mut copy = duplicated.h.reads[0].clone();
+        copy.offset = 1000;
+        duplicated.h.reads.push(copy);
+        assert_eq!(duplicated.done().duplicated.len(), 1);
+        // Swap the values of two reads of one producer in one partition: offsets no longer
+        // match what was acknowledged, and the producer's order is broken.
+        let mut reordered = clean();
+        let (i, j) = {
+            let r = &reordered.h.reads;
+            let i = (0..n).find(|&i| r[i].value == "p0-0").unwrap();
+            let j =
+                (0..n).find(|&j| r[j].value.starts_with("p0-") && r[j].partition == r[i].partition && j != i).unwrap();
+            (i, j)
+        };
+        let vi = reordered.h.reads[i].value.clone();
+        reordered.h.reads[i].value = reordered.h.reads[j].value.clone();
+        reordered.h.reads[j].value = vi;
+        let a = reordered.done();
+        assert!(!a.inconsistent.is_empty(), "{:?}", a.summary());
+        // Reorder the acknowledgements instead: non-monotonic.
+        let mut acks = clean();
+        let a_idx = acks.h.sends.iter().position(|s| s.value == "p0-0").unwrap();
+        let b_idx = acks
+            .h
+            .sends
+            .iter()
+            .position(|s| {
+                s.producer == 0 && s.seq > 0 && s.outcome_partition() == acks.h.sends[a_idx].outcome_partition()
+            })
+            .unwrap();
+        let (oa, ob) = (acks.h.sends[a_idx].outcome.clone(), acks.h.sends[b_idx].outcome.clone());
+        acks.h.sends[a_idx].outcome = ob;
+        acks.h.sends[b_idx].outcome = oa;
+        assert!(!acks.done().non_monotonic.is_empty());
+    }
+
+    trait PartitionOf {
+        fn outcome_partition(&self) -> Option<i32>;
+    }
+
+    impl PartitionOf for Send {
+        fn outcome_partition(&self) -> Option<i32> {
+            match self.outcome {
+                Outcome::Ok { partition, .. } => Some(partition),
+                _ => None,
+            }
+        }
+    }
+}
