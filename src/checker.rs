@@ -173,9 +173,12 @@ pub fn check(h: &History) -> Anomalies {
     a
 }
 
+/// `(seq, offset, value)` of one acknowledged send.
+type Acked<'a> = (u64, i64, &'a str);
+
 /// Per producer and partition, acknowledged offsets must rise with the sequence number.
 fn non_monotonic(h: &History) -> Vec<NonMonotonic> {
-    let mut groups: BTreeMap<(u32, i32), Vec<(u64, i64, &str)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(u32, i32), Vec<Acked>> = BTreeMap::new();
     for s in &h.sends {
         if let Outcome::Ok { partition, offset } = s.outcome {
             groups.entry((s.producer, partition)).or_default().push((s.seq, offset, &s.value));
