@@ -5,6 +5,7 @@ pub mod checker;
 pub mod cli;
 pub mod cluster;
 pub mod history;
+pub mod liveness;
 pub mod os;
 pub mod process;
 pub mod topology;
