@@ -10,3 +10,4 @@ pub mod os;
 pub mod process;
 pub mod topology;
 pub mod toxiproxy;
+pub mod workload;
