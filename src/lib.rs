@@ -8,6 +8,7 @@ pub mod history;
 pub mod liveness;
 pub mod os;
 pub mod process;
+pub mod scenario;
 pub mod topology;
 pub mod toxiproxy;
 pub mod workload;

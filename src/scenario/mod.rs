@@ -1,0 +1,485 @@
+//! Scenarios as data: the TOML format, its validation (errors name file, line and problem), the
+//! built-in catalogue (`builtin.toml`), and the typed model the runner executes.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::toxiproxy::{Stream, ToxicKind};
+
+/// The built-in catalogue's text.
+pub const BUILTIN: &str = include_str!("builtin.toml");
+pub const BUILTIN_NAME: &str = "<built-in scenarios>";
+
+/// A node chosen by role when the fault is injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// The current Raft leader.
+    Leader,
+    /// The current leader of partition 0 of the test topic.
+    Partition0Leader,
+    /// A node that is not the Raft leader (picked with the seed).
+    Follower,
+    /// A follower other than the one `Follower` picked.
+    OtherFollower,
+    /// A named node.
+    Node(u8),
+}
+
+impl Target {
+    fn parse(s: &str) -> Result<Target, String> {
+        Ok(match s {
+            "leader" => Target::Leader,
+            "partition-0-leader" => Target::Partition0Leader,
+            "follower" => Target::Follower,
+            "other-follower" => Target::OtherFollower,
+            n if n.starts_with('n') && n[1..].parse::<u8>().is_ok_and(|i| (1..=9).contains(&i)) => {
+                Target::Node(n[1..].parse().unwrap())
+            }
+            other => {
+                return Err(format!(
+                    "unknown target `{other}`; use leader, partition-0-leader, follower, other-follower or n1..n9"
+                ))
+            }
+        })
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Leader => f.write_str("leader"),
+            Target::Partition0Leader => f.write_str("partition-0-leader"),
+            Target::Follower => f.write_str("follower"),
+            Target::OtherFollower => f.write_str("other-follower"),
+            Target::Node(n) => write!(f, "n{n}"),
+        }
+    }
+}
+
+/// Which proxies a toxic goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkSet {
+    /// Every client-facing Kafka proxy.
+    Clients,
+    /// Every Raft and WAL link between nodes.
+    InterNode,
+}
+
+/// The shape of a partition (all of them leave TCP open: data is black-holed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Every link to and from the target, Raft and WAL.
+    Isolate(Target),
+    /// Messages from `from` to `to` are dropped; the other way flows.
+    OneWay { from: Target, to: Target },
+    /// `a` and `b` cannot talk to each other, both ways.
+    Between { a: Target, b: Target },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    Toxic {
+        links: LinkSet,
+        streams: Vec<Stream>,
+        kind: ToxicKind,
+        toxicity: f32,
+    },
+    Partition(Shape),
+    /// SIGKILL at inject; restart with the same data directory at heal.
+    Kill(Target),
+    /// SIGSTOP at inject; SIGCONT at heal.
+    Pause(Target),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Phases {
+    pub warmup: Duration,
+    pub hold: Duration,
+    pub recovery: Duration,
+    pub final_read_deadline: Duration,
+}
+
+/// What must hold for a PASS beyond safety.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expect {
+    /// Writes must keep succeeding during the fault (else HANG).
+    pub progress_during_fault: bool,
+    /// Longest allowed gap without an acknowledged write (else HANG).
+    pub max_unavailability_ms: Option<f64>,
+    /// Throughput must recover within this long after heal (else HANG).
+    pub recovery_within_ms: f64,
+    /// The fault must add at least this much p50 write latency (fidelity; else ERROR).
+    pub min_added_latency_ms: Option<f64>,
+    /// No write invoked during the fault may be acknowledged (else FAIL).
+    pub writes_must_stop: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkloadOverrides {
+    pub producers: Option<u32>,
+    pub rate: Option<f64>,
+    pub idempotence: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub family: String,
+    pub description: String,
+    pub phases: Phases,
+    pub faults: Vec<Fault>,
+    pub expect: Expect,
+    pub workload: WorkloadOverrides,
+    /// `file:line` where it was defined.
+    pub source: String,
+}
+
+/// A scenario file that cannot be used, with where and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ScenarioError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDef {
+    #[serde(default)]
+    scenario: Vec<toml::Spanned<ScenarioDef>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioDef {
+    name: String,
+    family: Option<String>,
+    description: String,
+    #[serde(default)]
+    phases: PhasesDef,
+    #[serde(default)]
+    faults: Vec<FaultDef>,
+    #[serde(default)]
+    expect: ExpectDef,
+    #[serde(default)]
+    workload: WorkloadDef,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhasesDef {
+    #[serde(default = "d5")]
+    warmup: f64,
+    #[serde(default = "d10")]
+    hold: f64,
+    #[serde(default = "d10")]
+    recovery: f64,
+    #[serde(default = "d60")]
+    final_read_deadline: f64,
+}
+
+impl Default for PhasesDef {
+    fn default() -> Self {
+        PhasesDef { warmup: 5.0, hold: 10.0, recovery: 10.0, final_read_deadline: 60.0 }
+    }
+}
+
+fn d5() -> f64 {
+    5.0
+}
+fn d10() -> f64 {
+    10.0
+}
+fn d60() -> f64 {
+    60.0
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum FaultDef {
+    Toxic { links: String, toxic: toml::Table },
+    Partition { shape: String, target: Option<String>, from: Option<String>, to: Option<String> },
+    Kill { target: String },
+    Pause { target: String },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ExpectDef {
+    #[serde(default)]
+    progress_during_fault: bool,
+    max_unavailability_ms: Option<f64>,
+    recovery_within_ms: Option<f64>,
+    min_added_latency_ms: Option<f64>,
+    #[serde(default)]
+    writes_must_stop: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WorkloadDef {
+    producers: Option<u32>,
+    rate: Option<f64>,
+    idempotence: Option<bool>,
+}
+
+/// The built-in catalogue.
+pub fn builtin() -> Vec<Scenario> {
+    parse(BUILTIN_NAME, BUILTIN).expect("the built-in catalogue is valid (checked by tests)")
+}
+
+/// Reads a user's scenario file.
+pub fn load(path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the file: {e}"),
+    })?;
+    parse(&path.display().to_string(), &text)
+}
+
+/// Parses and validates scenario TOML.
+pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
+    let at = |offset: usize, message: String| {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        ScenarioError { file: file.to_string(), line, column, message }
+    };
+    let def: FileDef = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        at(offset, e.message().trim().to_string())
+    })?;
+    if def.scenario.is_empty() {
+        return Err(at(0, "no [[scenario]] tables in this file".to_string()));
+    }
+    let mut names = BTreeSet::new();
+    let mut out = Vec::new();
+    for spanned in def.scenario {
+        let offset = spanned.span().start;
+        let d = spanned.into_inner();
+        let fail = |msg: String| at(offset, format!("scenario `{}`: {msg}", d.name));
+        if d.name.is_empty() || !d.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(fail("a name is letters, digits, `-` and `_` only".into()));
+        }
+        if !names.insert(d.name.clone()) {
+            return Err(fail("defined twice in this file".into()));
+        }
+        let p = &d.phases;
+        for (what, v) in [
+            ("warmup", p.warmup),
+            ("hold", p.hold),
+            ("recovery", p.recovery),
+            ("final_read_deadline", p.final_read_deadline),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
+                return Err(fail(format!("phases.{what} = {v}: must be between 0 and 3600 seconds")));
+            }
+        }
+        let faults = d.faults.iter().map(fault).collect::<Result<Vec<_>, _>>().map_err(fail)?;
+        let e = &d.expect;
+        let line = text[..offset.min(text.len())].matches('\n').count() + 1;
+        out.push(Scenario {
+            family: d.family.clone().unwrap_or_else(|| d.name.clone()),
+            description: d.description.clone(),
+            phases: Phases {
+                warmup: secs(p.warmup),
+                hold: secs(p.hold),
+                recovery: secs(p.recovery),
+                final_read_deadline: secs(p.final_read_deadline),
+            },
+            faults,
+            expect: Expect {
+                progress_during_fault: e.progress_during_fault,
+                max_unavailability_ms: e.max_unavailability_ms,
+                recovery_within_ms: e.recovery_within_ms.unwrap_or(30_000.0),
+                min_added_latency_ms: e.min_added_latency_ms,
+                writes_must_stop: e.writes_must_stop,
+            },
+            workload: WorkloadOverrides {
+                producers: d.workload.producers,
+                rate: d.workload.rate,
+                idempotence: d.workload.idempotence,
+            },
+            source: format!("{file}:{line}"),
+            name: d.name,
+        });
+    }
+    Ok(out)
+}
+
+fn secs(v: f64) -> Duration {
+    Duration::from_secs_f64(v)
+}
+
+fn fault(d: &FaultDef) -> Result<Fault, String> {
+    Ok(match d {
+        FaultDef::Toxic { links, toxic } => {
+            let links = match links.as_str() {
+                "clients" => LinkSet::Clients,
+                "inter-node" => LinkSet::InterNode,
+                other => return Err(format!("unknown links `{other}`; use clients or inter-node")),
+            };
+            let mut attrs = toxic.clone();
+            let type_name = match attrs.remove("type") {
+                Some(toml::Value::String(s)) => s,
+                _ => return Err(
+                    "a toxic needs `type` (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data)"
+                        .into(),
+                ),
+            };
+            let streams = match attrs.remove("stream").as_ref().and_then(|v| v.as_str()) {
+                None | Some("downstream") => vec![Stream::Downstream],
+                Some("upstream") => vec![Stream::Upstream],
+                Some("both") => vec![Stream::Upstream, Stream::Downstream],
+                Some(other) => return Err(format!("stream `{other}`: use upstream, downstream or both")),
+            };
+            let toxicity = match attrs.remove("toxicity") {
+                None => 1.0,
+                Some(v) => v.as_float().or_else(|| v.as_integer().map(|i| i as f64)).filter(|t| (0.0..=1.0).contains(t)).ok_or(
+                    "toxicity must be a number between 0 and 1 (the share of connections, drawn once per connection)",
+                )? as f32,
+            };
+            let json = serde_json::to_value(&attrs).map_err(|e| e.to_string())?;
+            let kind = ToxicKind::from_parts(&type_name, &json)?.ok_or_else(|| {
+                if type_name == "packet_loss" || type_name == "loss" {
+                    "Toxiproxy has no packet loss at L4 (TCP turns loss into delay): model it with latency + jitter and reset_peer".to_string()
+                } else {
+                    format!("unknown toxic type `{type_name}`")
+                }
+            })?;
+            let known: &[&str] = match &kind {
+                ToxicKind::Latency { .. } => &["latency", "jitter"],
+                ToxicKind::Bandwidth { .. } => &["rate"],
+                ToxicKind::SlowClose { .. } => &["delay"],
+                ToxicKind::Timeout { .. } | ToxicKind::ResetPeer { .. } => &["timeout"],
+                ToxicKind::Slicer { .. } => &["average_size", "size_variation", "delay"],
+                ToxicKind::LimitData { .. } => &["bytes"],
+                ToxicKind::Unknown { .. } => &[],
+            };
+            if let Some(extra) = attrs.keys().find(|k| !known.contains(&k.as_str())) {
+                return Err(format!("`{extra}` is not an attribute of {type_name} (it has: {})", known.join(", ")));
+            }
+            Fault::Toxic { links, streams, kind, toxicity }
+        }
+        FaultDef::Partition { shape, target, from, to } => {
+            let need = |v: &Option<String>, what: &str| -> Result<Target, String> {
+                Target::parse(v.as_deref().ok_or_else(|| format!("partition shape `{shape}` needs `{what}`"))?)
+            };
+            Fault::Partition(match shape.as_str() {
+                "isolate" => Shape::Isolate(need(target, "target")?),
+                "one-way" => Shape::OneWay { from: need(from, "from")?, to: need(to, "to")? },
+                "between" => Shape::Between { a: need(from, "from")?, b: need(to, "to")? },
+                other => return Err(format!("unknown partition shape `{other}`; use isolate, one-way or between")),
+            })
+        }
+        FaultDef::Kill { target } => Fault::Kill(Target::parse(target)?),
+        FaultDef::Pause { target } => Fault::Pause(Target::parse(target)?),
+    })
+}
+
+/// The scenarios named in `names` (in that order), or all of `catalogue` when `names` is empty.
+/// An unknown name lists the valid ones.
+pub fn select(catalogue: &[Scenario], names: &[String]) -> Result<Vec<Scenario>, String> {
+    if names.is_empty() {
+        return Ok(catalogue.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            catalogue.iter().find(|s| &s.name == n).cloned().ok_or_else(|| {
+                let valid: Vec<&str> = catalogue.iter().map(|s| s.name.as_str()).collect();
+                format!("no scenario named `{n}`; valid names: {}", valid.join(", "))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_catalogue_parses_and_covers_every_fault_family() {
+        let all = builtin();
+        let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+        for want in [
+            "baseline",
+            "client-latency",
+            "isolate-leader",
+            "isolate-follower",
+            "one-way-partition",
+            "bridge",
+            "inter-node-loss",
+            "slow-close",
+            "bandwidth-throttle",
+            "kill-leader",
+            "pause-leader",
+            "cascading-failure",
+        ] {
+            assert!(names.contains(&want), "missing {want}: {names:?}");
+        }
+        let latency = all.iter().find(|s| s.name == "client-latency").unwrap();
+        assert_eq!(
+            latency.faults,
+            vec![Fault::Toxic {
+                links: LinkSet::Clients,
+                streams: vec![Stream::Upstream, Stream::Downstream],
+                kind: ToxicKind::Latency { latency: 100, jitter: 20 },
+                toxicity: 1.0
+            }]
+        );
+        assert_eq!(latency.phases.hold, Duration::from_secs(10));
+        assert!(latency.source.starts_with("<built-in scenarios>:"));
+        let cascade = all.iter().find(|s| s.name == "cascading-failure").unwrap();
+        assert_eq!(cascade.faults, vec![Fault::Kill(Target::Leader), Fault::Kill(Target::Follower)]);
+        assert!(cascade.expect.writes_must_stop);
+    }
+
+    fn err(text: &str) -> String {
+        parse("my.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn malformed_files_name_file_line_and_problem() {
+        let base = "[[scenario]]\nname = \"x\"\ndescription = \"d\"\n";
+        assert_eq!(err("[[scenario]]\nname = \"x\"\n"), "my.toml:1:1: missing field `description`");
+        let e = err(&format!("{base}[scenario.phases]\nhold = \"long\"\n"));
+        assert!(e.starts_with("my.toml:5:"), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
+        let e = err(&format!("{base}[[scenario.faults]]\nkind = \"kill\"\ntarget = \"leadr\"\n"));
+        assert!(e.starts_with("my.toml:1:1: scenario `x`: unknown target `leadr`"), "{e}");
+        let e = err(&format!(
+            "{base}[[scenario.faults]]\nkind = \"toxic\"\nlinks = \"clients\"\ntoxic = {{ type = \"packet_loss\" }}\n"
+        ));
+        assert!(e.contains("no packet loss at L4"), "{e}");
+        let e = err(&format!("{base}[[scenario.faults]]\nkind = \"toxic\"\nlinks = \"clients\"\ntoxic = {{ type = \"latency\", latncy = 5 }}\n"));
+        assert!(e.contains("`latncy` is not an attribute of latency"), "{e}");
+        let e = err(&format!("{base}[[scenario.faults]]\nkind = \"toxic\"\nlinks = \"clients\"\ntoxic = {{ type = \"latency\", toxicity = 2 }}\n"));
+        assert!(e.contains("toxicity must be a number between 0 and 1"), "{e}");
+        let e = err(&format!("{base}[scenario.phases]\nhold = -1\n"));
+        assert!(e.contains("phases.hold = -1"), "{e}");
+        let e = err(&format!("{base}colour = \"red\"\n"));
+        assert!(e.starts_with("my.toml:4:1:") && e.contains("unknown field `colour`"), "{e}");
+        let e = err(&format!("{base}{base}"));
+        assert!(e.starts_with("my.toml:4:1: scenario `x`: defined twice"), "{e}");
+        assert_eq!(err("# nothing\n"), "my.toml:1:1: no [[scenario]] tables in this file");
+    }
+
+    #[test]
+    fn selection_lists_valid_names() {
+        let all = builtin();
+        assert_eq!(select(&all, &[]).unwrap().len(), all.len());
+        let picked = select(&all, &["kill-leader".into(), "baseline".into()]).unwrap();
+        assert_eq!(picked.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["kill-leader", "baseline"]);
+        let e = select(&all, &["nope".into()]).unwrap_err();
+        assert!(e.starts_with("no scenario named `nope`; valid names: baseline, client-latency"), "{e}");
+    }
+}
