@@ -11,4 +11,5 @@ pub mod process;
 pub mod scenario;
 pub mod topology;
 pub mod toxiproxy;
+pub mod verdict;
 pub mod workload;
