@@ -30,6 +30,12 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// The one-letter state of a process (`R`, `S`, `T` stopped, `Z` zombie, ...).
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields(&stat)?.first()?.chars().next()
+}
+
 /// The process start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`); with the
 /// pid it identifies a process even after the pid is reused.
 pub fn start_ticks(pid: u32) -> Option<u64> {

@@ -1,0 +1,400 @@
+//! Faults made concrete: targets resolved by role at injection time, the toxics each fault puts
+//! on which proxies (pure), injecting and healing them, and the evidence that they landed:
+//! state read back from Toxiproxy, live byte counters where the server has them, and the
+//! process state the OS shows for killed or paused nodes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::cluster::Cluster;
+use crate::os;
+use crate::scenario::{Fault, LinkSet, Shape, Target};
+use crate::topology::{LinkKind, Plan};
+use crate::toxiproxy::metrics::ProxyBytes;
+use crate::toxiproxy::{Stream, Toxic, ToxicKind, ToxiproxyError};
+
+/// One toxic on one proxy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placement {
+    pub proxy: String,
+    pub toxic: Toxic,
+}
+
+/// What injecting a fault does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Toxics(Vec<Placement>),
+    Kill(u8),
+    Pause(u8),
+}
+
+/// Every role the faults need.
+pub fn roles(faults: &[Fault]) -> BTreeSet<Target> {
+    let mut out = BTreeSet::new();
+    for f in faults {
+        match f {
+            Fault::Toxic { .. } => {}
+            Fault::Partition(Shape::Isolate(t)) | Fault::Kill(t) | Fault::Pause(t) => {
+                out.insert(*t);
+            }
+            Fault::Partition(Shape::OneWay { from, to }) => {
+                out.insert(*from);
+                out.insert(*to);
+            }
+            Fault::Partition(Shape::Between { a, b }) => {
+                out.insert(*a);
+                out.insert(*b);
+            }
+        }
+    }
+    out
+}
+
+/// Picks the node for each role: `leader` and `partition_0_leader` as the cluster reports them
+/// now, followers among the others with `rng` (so a seed reproduces the choice).
+pub fn assign_roles(
+    needed: &BTreeSet<Target>,
+    nodes: &[u8],
+    leader: Option<u8>,
+    partition_0_leader: Option<u8>,
+    rng: &mut fastrand::Rng,
+) -> Result<BTreeMap<Target, u8>, String> {
+    let mut out = BTreeMap::new();
+    let need_leader = needed.iter().any(|t| matches!(t, Target::Leader | Target::Follower | Target::OtherFollower));
+    let leader = match (need_leader, leader) {
+        (true, None) => return Err("no node agreed on a Raft leader when the fault was injected".into()),
+        (_, l) => l,
+    };
+    let mut followers: Vec<u8> = nodes.iter().copied().filter(|n| Some(*n) != leader).collect();
+    rng.shuffle(&mut followers);
+    for t in needed {
+        let node = match t {
+            Target::Leader => leader.expect("checked above"),
+            Target::Partition0Leader => partition_0_leader.ok_or("partition 0 of the test topic has no leader")?,
+            Target::Follower => *followers.first().ok_or("no follower to pick")?,
+            Target::OtherFollower => *followers.get(1).ok_or("no second follower to pick (needs 3+ nodes)")?,
+            Target::Node(n) => {
+                if !nodes.contains(n) {
+                    return Err(format!("target n{n} is not a node of this {}-node cluster", nodes.len()));
+                }
+                *n
+            }
+        };
+        out.insert(*t, node);
+    }
+    Ok(out)
+}
+
+/// The concrete action of fault number `index` of a scenario.
+pub fn plan_action(fault: &Fault, index: usize, roles: &BTreeMap<Target, u8>, plan: &Plan) -> Action {
+    let name = |stream: Stream| format!("chaos-{index}-{stream}");
+    let hole = |proxy: &str, stream: Stream| Placement {
+        proxy: proxy.to_string(),
+        toxic: Toxic::new(ToxicKind::Timeout { timeout: 0 }, stream).named(name(stream)),
+    };
+    let inter_node = |p: &&crate::topology::ProxyPlan| p.kind.source().is_some();
+    match fault {
+        Fault::Toxic { links, streams, kind, toxicity } => {
+            let proxies = plan.proxies.iter().filter(|p| match links {
+                LinkSet::Clients => matches!(p.kind, LinkKind::Kafka { .. }),
+                LinkSet::InterNode => inter_node(p),
+            });
+            let mut out = Vec::new();
+            for p in proxies {
+                for s in streams {
+                    out.push(Placement {
+                        proxy: p.name.clone(),
+                        toxic: Toxic::new(kind.clone(), *s).named(name(*s)).with_toxicity(*toxicity),
+                    });
+                }
+            }
+            Action::Toxics(out)
+        }
+        Fault::Partition(shape) => {
+            let mut out = Vec::new();
+            match *shape {
+                Shape::Isolate(t) => {
+                    let n = roles[&t];
+                    for p in plan.isolation_links(n) {
+                        out.push(hole(&p.name, Stream::Upstream));
+                        out.push(hole(&p.name, Stream::Downstream));
+                    }
+                }
+                Shape::OneWay { from, to } => {
+                    let (f, t) = (roles[&from], roles[&to]);
+                    for p in plan.proxies.iter().filter(inter_node) {
+                        // On links `from` dials, its requests travel upstream; on links `to`
+                        // dials, `from`'s answers travel downstream.
+                        if p.kind.source() == Some(f) && p.kind.target() == t {
+                            out.push(hole(&p.name, Stream::Upstream));
+                        } else if p.kind.source() == Some(t) && p.kind.target() == f {
+                            out.push(hole(&p.name, Stream::Downstream));
+                        }
+                    }
+                }
+                Shape::Between { a, b } => {
+                    let (a, b) = (roles[&a], roles[&b]);
+                    for p in plan.proxies.iter().filter(inter_node) {
+                        let pair = (p.kind.source().unwrap(), p.kind.target());
+                        if pair == (a, b) || pair == (b, a) {
+                            out.push(hole(&p.name, Stream::Upstream));
+                            out.push(hole(&p.name, Stream::Downstream));
+                        }
+                    }
+                }
+            }
+            Action::Toxics(out)
+        }
+        Fault::Kill(t) => Action::Kill(roles[t]),
+        Fault::Pause(t) => Action::Pause(roles[t]),
+    }
+}
+
+/// Applies an action; returns evidence lines, or the reason it could not be applied.
+pub async fn inject(cluster: &mut Cluster, action: &Action) -> Result<Vec<String>, String> {
+    match action {
+        Action::Toxics(placements) => {
+            for p in placements {
+                cluster
+                    .toxiproxy
+                    .create_toxic(&p.proxy, &p.toxic)
+                    .await
+                    .map_err(|e| format!("adding {} to {}: {e}", p.toxic, p.proxy))?;
+            }
+            read_back(cluster, placements, true).await
+        }
+        Action::Kill(n) => {
+            let pid = cluster.supervisor.node(*n).map_err(|e| e.to_string())?.pid();
+            cluster.supervisor.kill(*n).map_err(|e| e.to_string())?;
+            match pid {
+                Some(pid) if !os::pid_alive(pid) => {
+                    Ok(vec![format!("n{n} (pid {pid}) killed with SIGKILL: the process is gone")])
+                }
+                Some(pid) => Err(format!("n{n} (pid {pid}) is still alive after SIGKILL")),
+                None => Err(format!("n{n} was not running")),
+            }
+        }
+        Action::Pause(n) => {
+            cluster.supervisor.pause(*n).map_err(|e| e.to_string())?;
+            let pid =
+                cluster.supervisor.node(*n).map_err(|e| e.to_string())?.pid().ok_or(format!("n{n} is not running"))?;
+            // The kernel marks a stopped process `T` once the signal is delivered.
+            for _ in 0..50 {
+                if os::process_state(pid) == Some('T') {
+                    return Ok(vec![format!(
+                        "n{n} (pid {pid}) paused with SIGSTOP: the OS shows it stopped (state T)"
+                    )]);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(format!("n{n} (pid {pid}) is not in the stopped state after SIGSTOP"))
+        }
+    }
+}
+
+/// Undoes an action; returns evidence lines.
+pub async fn heal(cluster: &mut Cluster, action: &Action) -> Result<Vec<String>, String> {
+    match action {
+        Action::Toxics(placements) => {
+            for p in placements {
+                match cluster.toxiproxy.delete_toxic(&p.proxy, &p.toxic.name).await {
+                    Ok(()) | Err(ToxiproxyError::NotFound { .. }) => {}
+                    Err(e) => return Err(format!("removing {} from {}: {e}", p.toxic.name, p.proxy)),
+                }
+            }
+            read_back(cluster, placements, false).await
+        }
+        Action::Kill(n) => {
+            cluster.supervisor.start(*n).map_err(|e| e.to_string())?;
+            Ok(vec![format!("n{n} restarted on its data directory")])
+        }
+        Action::Pause(n) => {
+            cluster.supervisor.resume(*n).map_err(|e| e.to_string())?;
+            Ok(vec![format!("n{n} resumed with SIGCONT")])
+        }
+    }
+}
+
+/// Reads the proxies back and checks every placement is (or is no longer) there as asked.
+async fn read_back(cluster: &Cluster, placements: &[Placement], present: bool) -> Result<Vec<String>, String> {
+    let proxies = cluster.toxiproxy.proxies().await.map_err(|e| format!("reading proxies back: {e}"))?;
+    for p in placements {
+        let found = proxies.get(&p.proxy).and_then(|x| x.toxics.iter().find(|t| t.name == p.toxic.name));
+        match (present, found) {
+            (true, Some(t))
+                if t.kind == p.toxic.kind && t.stream == p.toxic.stream && t.toxicity == p.toxic.toxicity => {}
+            (true, Some(t)) => {
+                return Err(format!("{} on {} read back as {t}, not {}", p.toxic.name, p.proxy, p.toxic))
+            }
+            (true, None) => {
+                return Err(format!("{} is missing from {} right after it was added", p.toxic.name, p.proxy))
+            }
+            (false, Some(t)) => return Err(format!("{t} is still on {} after it was removed", p.proxy)),
+            (false, None) => {}
+        }
+    }
+    let n_proxies: BTreeSet<&str> = placements.iter().map(|p| p.proxy.as_str()).collect();
+    Ok(vec![format!(
+        "{} {} toxics on {} proxies (read back from Toxiproxy)",
+        if present { "in place:" } else { "removed:" },
+        placements.len(),
+        n_proxies.len()
+    )])
+}
+
+/// For black-holing placements (timeout 0), compares live byte counters taken after the
+/// fault settled and at heal: a cut direction must not have delivered bytes. Returns
+/// (evidence, problems). With counters that only move on close (the real server), says so.
+pub fn black_hole_evidence(
+    placements: &[Placement],
+    before: Option<&BTreeMap<String, ProxyBytes>>,
+    after: Option<&BTreeMap<String, ProxyBytes>>,
+    live_counters: bool,
+) -> (Vec<String>, Vec<String>) {
+    let holes: Vec<&Placement> =
+        placements.iter().filter(|p| matches!(p.toxic.kind, ToxicKind::Timeout { timeout: 0 })).collect();
+    if holes.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let (Some(before), Some(after), true) = (before, after, live_counters) else {
+        return (vec!["byte counters: not live on this server (counted when connections close); proof rests on read-back and the workload".into()], Vec::new());
+    };
+    let mut problems = Vec::new();
+    let mut attempted = 0u64;
+    for p in &holes {
+        let (b, a) =
+            (before.get(&p.proxy).cloned().unwrap_or_default(), after.get(&p.proxy).cloned().unwrap_or_default());
+        let (sent, received) = match p.toxic.stream {
+            Stream::Upstream => (
+                a.upstream_sent.saturating_sub(b.upstream_sent),
+                a.upstream_received.saturating_sub(b.upstream_received),
+            ),
+            Stream::Downstream => (
+                a.downstream_sent.saturating_sub(b.downstream_sent),
+                a.downstream_received.saturating_sub(b.downstream_received),
+            ),
+        };
+        attempted += received;
+        if sent > 0 {
+            problems.push(format!("{} delivered {sent} bytes {} while black-holed", p.proxy, p.toxic.stream));
+        }
+    }
+    let evidence = vec![format!(
+        "byte counters: {} cut directions delivered nothing while {attempted} bytes were sent into them",
+        holes.len()
+    )];
+    (evidence, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::TopologySpec;
+
+    fn plan() -> Plan {
+        Plan::new(TopologySpec::default()).unwrap()
+    }
+
+    fn roles_of(pairs: &[(Target, u8)]) -> BTreeMap<Target, u8> {
+        pairs.iter().copied().collect()
+    }
+
+    fn placements(a: Action) -> Vec<(String, Stream)> {
+        match a {
+            Action::Toxics(p) => p.into_iter().map(|p| (p.proxy, p.toxic.stream)).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn roles_are_resolved_at_injection_and_reproducible_by_seed() {
+        let needed: BTreeSet<Target> = [Target::Leader, Target::Follower, Target::OtherFollower].into();
+        let a = assign_roles(&needed, &[1, 2, 3], Some(2), None, &mut fastrand::Rng::with_seed(1)).unwrap();
+        let b = assign_roles(&needed, &[1, 2, 3], Some(2), None, &mut fastrand::Rng::with_seed(1)).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a[&Target::Leader], 2);
+        assert_ne!(a[&Target::Follower], 2);
+        assert_ne!(a[&Target::Follower], a[&Target::OtherFollower]);
+        let e = assign_roles(&[Target::Leader].into(), &[1, 2, 3], None, None, &mut fastrand::Rng::new()).unwrap_err();
+        assert!(e.contains("no node agreed on a Raft leader"));
+        let e =
+            assign_roles(&[Target::Node(7)].into(), &[1, 2, 3], Some(1), None, &mut fastrand::Rng::new()).unwrap_err();
+        assert!(e.contains("n7 is not a node"));
+    }
+
+    #[test]
+    fn isolating_a_node_cuts_all_its_links_both_ways() {
+        let p = placements(plan_action(
+            &Fault::Partition(Shape::Isolate(Target::Leader)),
+            0,
+            &roles_of(&[(Target::Leader, 2)]),
+            &plan(),
+        ));
+        // 4 Raft + 4 WAL links touch n2 in a 3-node cluster, each cut both ways.
+        assert_eq!(p.len(), 16);
+        assert!(p.iter().all(|(name, _)| name.contains("n2")));
+        assert!(!p.iter().any(|(name, _)| name.starts_with("kafka-")), "clients still reach the node");
+    }
+
+    #[test]
+    fn one_way_drops_only_from_to_traffic() {
+        let r = roles_of(&[(Target::Leader, 1), (Target::Follower, 3)]);
+        let p = placements(plan_action(
+            &Fault::Partition(Shape::OneWay { from: Target::Leader, to: Target::Follower }),
+            0,
+            &r,
+            &plan(),
+        ));
+        let want: Vec<(String, Stream)> = vec![
+            ("raft-n1-to-n3".into(), Stream::Upstream),
+            ("raft-n3-to-n1".into(), Stream::Downstream),
+            ("wal-n1-to-n3".into(), Stream::Upstream),
+            ("wal-n3-to-n1".into(), Stream::Downstream),
+        ];
+        assert_eq!(p, want);
+    }
+
+    #[test]
+    fn toxics_go_on_the_chosen_link_set_per_stream() {
+        let f = Fault::Toxic {
+            links: LinkSet::Clients,
+            streams: vec![Stream::Upstream, Stream::Downstream],
+            kind: ToxicKind::Latency { latency: 100, jitter: 20 },
+            toxicity: 1.0,
+        };
+        let p = placements(plan_action(&f, 3, &BTreeMap::new(), &plan()));
+        assert_eq!(p.len(), 6);
+        assert!(p.iter().all(|(n, _)| n.starts_with("kafka-n")));
+        let Action::Toxics(full) = plan_action(&f, 3, &BTreeMap::new(), &plan()) else { unreachable!() };
+        assert_eq!(full[0].toxic.name, "chaos-3-upstream");
+        let f = Fault::Toxic {
+            links: LinkSet::InterNode,
+            streams: vec![Stream::Downstream],
+            kind: ToxicKind::SlowClose { delay: 5 },
+            toxicity: 0.5,
+        };
+        assert_eq!(placements(plan_action(&f, 0, &BTreeMap::new(), &plan())).len(), 12);
+    }
+
+    #[test]
+    fn a_black_hole_that_delivered_bytes_is_a_problem() {
+        let hole = Placement {
+            proxy: "raft-n1-to-n2".into(),
+            toxic: Toxic::new(ToxicKind::Timeout { timeout: 0 }, Stream::Upstream),
+        };
+        let before: BTreeMap<String, ProxyBytes> = [("raft-n1-to-n2".to_string(), ProxyBytes::default())].into();
+        let quiet: BTreeMap<String, ProxyBytes> =
+            [("raft-n1-to-n2".to_string(), ProxyBytes { upstream_received: 900, ..ProxyBytes::default() })].into();
+        let (ev, problems) = black_hole_evidence(std::slice::from_ref(&hole), Some(&before), Some(&quiet), true);
+        assert!(problems.is_empty() && ev[0].contains("900 bytes were sent into them"), "{ev:?}");
+        let leaky: BTreeMap<String, ProxyBytes> = [(
+            "raft-n1-to-n2".to_string(),
+            ProxyBytes { upstream_received: 900, upstream_sent: 300, ..ProxyBytes::default() },
+        )]
+        .into();
+        let (_, problems) = black_hole_evidence(std::slice::from_ref(&hole), Some(&before), Some(&leaky), true);
+        assert_eq!(problems, vec!["raft-n1-to-n2 delivered 300 bytes upstream while black-holed".to_string()]);
+        let (ev, problems) = black_hole_evidence(&[hole], None, None, false);
+        assert!(problems.is_empty() && ev[0].contains("not live"));
+    }
+}
