@@ -50,6 +50,9 @@ pub struct FinalRead {
     pub targets: BTreeMap<i32, i64>,
     /// Per partition: the highest offset it did reach.
     pub reached: BTreeMap<i32, i64>,
+    /// Distinct errors the final consumer saw (at most 10), for the report.
+    #[serde(default)]
+    pub errors: Vec<String>,
 }
 
 /// Everything the checker needs.

@@ -9,6 +9,8 @@ pub mod history;
 pub mod liveness;
 pub mod os;
 pub mod process;
+pub mod results;
+pub mod runner;
 pub mod scenario;
 pub mod topology;
 pub mod toxiproxy;

@@ -118,6 +118,21 @@ pub async fn create_topic(cfg: &WorkloadConfig, timeout: Duration) -> Result<(),
     Ok(())
 }
 
+/// The leader of each partition of the topic, from a Metadata request through the proxies.
+pub async fn partition_leaders(cfg: &WorkloadConfig, timeout: Duration) -> Result<BTreeMap<i32, i32>, String> {
+    let client = cfg.client();
+    let topic = cfg.topic.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = client.create().map_err(|e| format!("metadata client: {e}"))?;
+        let md = consumer.fetch_metadata(Some(&topic), timeout).map_err(|e| format!("metadata for {topic}: {e}"))?;
+        let t =
+            md.topics().iter().find(|t| t.name() == topic).ok_or_else(|| format!("topic {topic} not in metadata"))?;
+        Ok(t.partitions().iter().map(|p| (p.id(), p.leader())).collect())
+    })
+    .await
+    .map_err(|e| format!("metadata task: {e}"))?
+}
+
 /// Running producers and the live consumer.
 pub struct Workload {
     stop: CancellationToken,
@@ -249,15 +264,21 @@ async fn consume_loop(consumer: BaseConsumer, rec: Arc<Recorder>, stop: Cancella
     let consumer = Arc::new(consumer);
     while !stop.is_cancelled() {
         let (c, r) = (consumer.clone(), rec.clone());
-        let batch = tokio::task::spawn_blocking(move || poll_batch(&c, &r, false, Duration::from_millis(100))).await;
+        let batch = tokio::task::spawn_blocking(move || poll_batch(&c, &r, false, Duration::from_millis(100)).0).await;
         if batch.is_err() {
             break;
         }
     }
 }
 
-/// Polls up to 500 messages (or until `wait` passes without one); records them.
-fn poll_batch(consumer: &BaseConsumer, rec: &Recorder, final_read: bool, wait: Duration) -> Vec<(i32, i64)> {
+/// Polls up to 500 messages (or until `wait` passes without one); records them. Returns the
+/// places read and the first error, if any.
+fn poll_batch(
+    consumer: &BaseConsumer,
+    rec: &Recorder,
+    final_read: bool,
+    wait: Duration,
+) -> (Vec<(i32, i64)>, Option<String>) {
     let mut seen = Vec::new();
     for _ in 0..500 {
         match consumer.poll(wait) {
@@ -266,10 +287,11 @@ fn poll_batch(consumer: &BaseConsumer, rec: &Recorder, final_read: bool, wait: D
                 rec.read(Read { partition: m.partition(), offset: m.offset(), value, at_us: rec.now_us(), final_read });
                 seen.push((m.partition(), m.offset()));
             }
-            Some(Err(_)) | None => break,
+            Some(Err(e)) => return (seen, Some(e.to_string())),
+            None => break,
         }
     }
-    seen
+    (seen, None)
 }
 
 /// The final read: a fresh consumer, every partition from the beginning, until each reaches
@@ -284,18 +306,24 @@ pub async fn final_read(
     assign_from_beginning(&consumer, cfg)?;
     let started = Instant::now();
     let mut reached: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut errors: Vec<String> = Vec::new();
     let done = |reached: &BTreeMap<i32, i64>| targets.iter().all(|(p, t)| reached.get(p).is_some_and(|r| r >= t));
     while !done(&reached) && started.elapsed() < deadline {
         let (c, r) = (consumer.clone(), rec.clone());
-        let seen = tokio::task::spawn_blocking(move || poll_batch(&c, &r, true, Duration::from_millis(200)))
+        let (seen, error) = tokio::task::spawn_blocking(move || poll_batch(&c, &r, true, Duration::from_millis(200)))
             .await
             .map_err(|e| format!("final read task: {e}"))?;
         for (p, o) in seen {
             let e = reached.entry(p).or_insert(o);
             *e = (*e).max(o);
         }
+        if let Some(e) = error {
+            if errors.len() < 10 && !errors.contains(&e) {
+                errors.push(e);
+            }
+        }
     }
-    Ok(FinalRead { complete: done(&reached), targets, reached })
+    Ok(FinalRead { complete: done(&reached), targets, reached, errors })
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ async fn three_real_nodes_ready_wired_through_proxies_and_torn_down() {
 
     let pids: Vec<u32> = cluster.supervisor.nodes().iter().filter_map(|n| n.pid()).collect();
     let ports: Vec<u16> = cluster.plan.ports().into_iter().map(|(p, _)| p).collect();
-    let teardown = cluster.teardown();
+    let teardown = cluster.teardown().await;
     eprintln!("teardown: {teardown:?}");
     for pid in pids {
         assert!(!os::pid_alive(pid), "node pid {pid} survived teardown");

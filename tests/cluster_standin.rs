@@ -100,8 +100,10 @@ async fn starts_proves_wiring_and_tears_down() {
 
     let pids = pids(&cluster);
     assert_eq!(pids.len(), 3);
-    let teardown = cluster.teardown();
+    let toxi_client = cluster.toxiproxy.clone();
+    let teardown = cluster.teardown().await;
     assert_eq!(teardown.nodes.len(), 3);
+    assert!(toxi_client.proxies().await.unwrap().is_empty(), "a cluster on a shared server removes its proxies");
     assert!(teardown.ignored_sigterm().is_empty());
     for pid in pids {
         assert!(!os::pid_alive(pid), "node pid {pid} survived teardown");
@@ -156,7 +158,7 @@ async fn a_crash_is_detected_with_exit_status_and_log() {
     assert_eq!(exits[0].status, "killed by SIGKILL");
     assert!(exits[0].tail.contains("stand-in node 2"), "log tail: {}", exits[0].tail);
     assert_eq!(cluster.supervisor.node(2).unwrap().state(), NodeState::Died);
-    cluster.teardown();
+    cluster.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,6 +170,7 @@ async fn a_node_that_dies_during_startup_fails_readiness_by_name() {
         Ok(_) => panic!("a cluster whose nodes crash must not become ready"),
         Err(e) => format!("{e:#}"),
     };
+    assert!(toxi.client().proxies().await.unwrap().is_empty(), "a failed start removes its proxies");
     assert!(err.contains("exited on its own (exit code 3)"), "{err}");
     assert!(err.contains("crashing on purpose"), "the log tail is shown: {err}");
 }
@@ -200,7 +203,7 @@ async fn kill_pause_resume_restart_follow_the_leader() {
     assert!(dir.path().join("node1/data").is_dir());
     eventually_leader(&cluster, 1).await;
     assert_eq!(cluster.supervisor.wait_ready(Duration::from_secs(20)).await.unwrap(), 1);
-    cluster.teardown();
+    cluster.teardown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,7 +214,7 @@ async fn a_node_ignoring_sigterm_is_killed_and_reported() {
     let how = cluster.supervisor.stop(3).unwrap();
     assert!(how.ignored_sigterm(), "{how:?}");
     assert!(!os::pid_alive(pid));
-    let teardown = cluster.teardown();
+    let teardown = cluster.teardown().await;
     assert_eq!(teardown.ignored_sigterm(), vec![1, 2]);
 }
 

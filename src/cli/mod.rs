@@ -1,5 +1,6 @@
 //! The command line of `chronik-chaos`: flags resolved once into typed arguments, then dispatched.
 
+mod chaos;
 mod cluster;
 mod toxiproxy;
 
@@ -36,6 +37,8 @@ pub enum Command {
     /// Start, inspect or stop a Chronik cluster whose every byte crosses a proxy.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Run the chaos scenarios against a Chronik binary; write results.json.
+    Chaos(chaos::ChaosArgs),
 }
 
 /// Where `start` records the server it started, so other shells can find it.
@@ -61,6 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Toxiproxy(cmd) => toxiproxy::run(cmd).await,
         Command::Cluster(cmd) => cluster::run(cmd).await,
+        Command::Chaos(args) => chaos::run(args).await,
     }
 }
 

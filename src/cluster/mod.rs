@@ -100,21 +100,24 @@ impl Cluster {
         };
         create_proxies(&client, &plan).await?;
         progress(&format!("{} proxies created and read back", plan.proxies.len()));
-
-        prepare_run_dir(&spec.run_dir, &plan)?;
-        let files = config::write_all(&plan, &spec.run_dir, &spec.settings)
-            .with_context(|| format!("cannot write node configs under {}", spec.run_dir.display()))?;
-        progress(&format!("node configs written under {}", spec.run_dir.display()));
-
-        let mut supervisor = Supervisor::new(&plan.nodes, files, spec.node.clone());
-        supervisor.start_all()?;
-        let pids: Vec<String> =
-            supervisor.nodes().iter().map(|n| format!("n{}={}", n.id(), n.pid().unwrap_or(0))).collect();
-        progress(&format!("nodes started ({}); waiting for a leader", pids.join(" ")));
-        let started = Instant::now();
-        let leader = supervisor.wait_ready(spec.ready_timeout).await?;
-        progress(&format!("ready: all nodes agree on leader n{leader} after {:.1}s", started.elapsed().as_secs_f64()));
-        Ok(Cluster { plan, run_dir: spec.run_dir.clone(), toxiproxy: client, supervisor, toxiproxy_server, leader })
+        match start_nodes(spec, &plan, progress).await {
+            Ok((supervisor, leader)) => Ok(Cluster {
+                plan,
+                run_dir: spec.run_dir.clone(),
+                toxiproxy: client,
+                supervisor,
+                toxiproxy_server,
+                leader,
+            }),
+            Err(e) => {
+                // The nodes are already stopped (the supervisor was dropped); on a shared
+                // server, take our proxies away too so that a retry finds the ports free.
+                if toxiproxy_server.is_none() {
+                    delete_proxies(&client, &plan).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Proves the wiring: no node connection bypasses a proxy, inter-node links are seen
@@ -149,10 +152,17 @@ impl Cluster {
         Ok(report)
     }
 
-    /// Stops every node (SIGTERM, grace, SIGKILL), then the Toxiproxy server if we started it.
-    pub fn teardown(mut self) -> Teardown {
+    /// Stops every node (SIGTERM, grace, SIGKILL), then the Toxiproxy server if we started it;
+    /// on a shared server, removes this cluster's proxies instead.
+    pub async fn teardown(mut self) -> Teardown {
         let nodes = self.supervisor.teardown();
-        let toxiproxy = self.toxiproxy_server.take().map(Launched::stop);
+        let toxiproxy = match self.toxiproxy_server.take() {
+            Some(server) => Some(server.stop()),
+            None => {
+                delete_proxies(&self.toxiproxy, &self.plan).await;
+                None
+            }
+        };
         Teardown { nodes, toxiproxy }
     }
 
@@ -170,6 +180,30 @@ impl Cluster {
             &node_files,
             leader,
         )
+    }
+}
+
+/// Writes the configs, starts the nodes and waits for readiness.
+async fn start_nodes(spec: &ClusterSpec, plan: &Plan, progress: &dyn Fn(&str)) -> anyhow::Result<(Supervisor, u8)> {
+    prepare_run_dir(&spec.run_dir, plan)?;
+    let files = config::write_all(plan, &spec.run_dir, &spec.settings)
+        .with_context(|| format!("cannot write node configs under {}", spec.run_dir.display()))?;
+    progress(&format!("node configs written under {}", spec.run_dir.display()));
+    let mut supervisor = Supervisor::new(&plan.nodes, files, spec.node.clone());
+    supervisor.start_all()?;
+    let pids: Vec<String> =
+        supervisor.nodes().iter().map(|n| format!("n{}={}", n.id(), n.pid().unwrap_or(0))).collect();
+    progress(&format!("nodes started ({}); waiting for a leader", pids.join(" ")));
+    let started = Instant::now();
+    let leader = supervisor.wait_ready(spec.ready_timeout).await?;
+    progress(&format!("ready: all nodes agree on leader n{leader} after {:.1}s", started.elapsed().as_secs_f64()));
+    Ok((supervisor, leader))
+}
+
+/// Removes the plan's proxies (best effort).
+pub async fn delete_proxies(client: &Client, plan: &Plan) {
+    for p in &plan.proxies {
+        let _ = client.delete_proxy(&p.name).await;
     }
 }
 

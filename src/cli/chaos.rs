@@ -1,0 +1,195 @@
+//! `chronik-chaos chaos`: runs the scenario suite against a Chronik binary and writes `results.json`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use super::{EXIT_OK, EXIT_SCENARIO_FAILURES};
+use crate::results::{ChronikInfo, Results, RESULTS_VERSION};
+use crate::runner::{self, SuiteConfig};
+use crate::scenario::{self, Scenario};
+use crate::topology::{FixedPorts, TopologySpec, DEFAULT_BASE_PORT};
+use crate::toxiproxy::launcher::{self, LaunchConfig, ServerKind};
+use crate::verdict::Verdict;
+
+#[derive(Debug, clap::Args)]
+pub struct ChaosArgs {
+    /// The chronik-server binary to test.
+    #[arg(long, env = "CHRONIK_BIN", value_name = "PATH", required_unless_present = "list")]
+    pub chronik_bin: Option<PathBuf>,
+    /// Run only this scenario (repeatable; default: all).
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// Add the scenarios of this TOML file to the catalogue (repeatable).
+    #[arg(long = "scenarios-file", value_name = "FILE")]
+    pub scenario_files: Vec<PathBuf>,
+    /// Seed for every random choice (targets); printed and recorded so a run can be repeated.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where results.json, histories and node logs go.
+    #[arg(long, default_value = "target/chronik-chaos/run", value_name = "DIR")]
+    pub out: PathBuf,
+    /// A real toxiproxy-server to use (else $TOXIPROXY_BIN, PATH, or the embedded server).
+    #[arg(long, value_name = "PATH")]
+    pub toxiproxy_bin: Option<PathBuf>,
+    /// API address for the Toxiproxy server this run starts.
+    #[arg(long, default_value = launcher::DEFAULT_LISTEN)]
+    pub toxiproxy_listen: SocketAddr,
+    /// First port of the cluster plan.
+    #[arg(long, default_value_t = DEFAULT_BASE_PORT)]
+    pub base_port: u16,
+    /// RUST_LOG for the nodes.
+    #[arg(long, default_value = "info,chronik_wal::group_commit=warn,tantivy=warn")]
+    pub node_log: String,
+    /// Extra librdkafka setting for the workload's clients, KEY=VALUE (repeatable).
+    #[arg(long = "kafka-client-config", value_name = "KEY=VALUE", value_parser = super::cluster::parse_key_value)]
+    pub kafka_client_config: Vec<(String, String)>,
+    /// Cluster start-ups tried per scenario; failed ones are recorded as findings.
+    #[arg(long, default_value_t = 3)]
+    pub start_attempts: u32,
+    /// List the scenarios (built-in and from --scenarios-file) and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
+    let catalogue = catalogue(&args.scenario_files)?;
+    if args.list {
+        for s in &catalogue {
+            println!("{:<22} {:<12} {}", s.name, s.family, s.description);
+        }
+        return Ok(ExitCode::from(EXIT_OK));
+    }
+    let chosen = scenario::select(&catalogue, &args.scenarios).map_err(|e| anyhow::anyhow!(e))?;
+    let bin = args.chronik_bin.clone().context("--chronik-bin is required")?;
+    if !bin.is_file() {
+        bail!(
+            "--chronik-bin {} is not a file; build one with `cargo xtask chronik build --chronik-dir DIR`",
+            bin.display()
+        );
+    }
+    let out = std::path::absolute(&args.out).unwrap_or(args.out.clone());
+    check_writable(&out)?;
+    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..) % 1_000_000);
+    progress(&format!(
+        "seed {seed} (repeat with --seed {seed}); {} scenario(s); output in {}",
+        chosen.len(),
+        out.display()
+    ));
+
+    let launched = launcher::launch(&LaunchConfig {
+        listen: args.toxiproxy_listen,
+        choice: launcher::locate(args.toxiproxy_bin.as_deref())?,
+        embedded_exe: std::env::current_exe().context("cannot find the chronik-chaos executable")?,
+        log: out.join("toxiproxy.log"),
+        ready_timeout: Duration::from_secs(15),
+    })
+    .await?;
+    progress(&format!("toxiproxy: {}", launched.kind));
+    let live_counters = matches!(launched.kind, ServerKind::Embedded { .. });
+    let cfg = SuiteConfig {
+        chronik_bin: bin.clone(),
+        topology: TopologySpec {
+            nodes: 3,
+            host: IpAddr::from([127, 0, 0, 1]),
+            base_port: args.base_port,
+            fixed: FixedPorts::CHRONIK,
+        },
+        node_log: args.node_log.clone(),
+        out_dir: out.clone(),
+        seed,
+        client_extra: args.kafka_client_config.clone(),
+        watch_metrics: runner::DEFAULT_METRICS.iter().map(|s| s.to_string()).collect(),
+        must_move: vec!["chronik_produce_requests_total".to_string()],
+        ready_timeout: Duration::from_secs(120),
+        live_counters,
+        start_attempts: args.start_attempts,
+    };
+    let started_at = now();
+    let client = launched.client();
+    let mut results = Results {
+        version: RESULTS_VERSION,
+        tool: concat!("chronik-chaos ", env!("CARGO_PKG_VERSION")).to_string(),
+        chronik: ChronikInfo { version: chronik_version(&bin), binary: bin },
+        toxiproxy: launched.kind.to_string(),
+        seed,
+        started_at,
+        finished_at: String::new(),
+        scenarios: Vec::new(),
+    };
+    for (i, s) in chosen.iter().enumerate() {
+        progress(&format!("scenario {}/{}: {} — {}", i + 1, chosen.len(), s.name, s.description));
+        let r = tokio::select! {
+            r = runner::run_scenario(&cfg, &client, s, i, &progress) => r,
+            _ = super::interrupted() => {
+                results.finished_at = now();
+                let _ = results.write(&out.join("results.json"));
+                bail!("interrupted; everything started was stopped; partial results in {}", out.join("results.json").display());
+            }
+        };
+        for line in &r.explanation {
+            progress(&format!("[{}]   {line}", s.name));
+        }
+        results.scenarios.push(r);
+        results.write(&out.join("results.json")).context("writing results.json")?;
+    }
+    results.finished_at = now();
+    results.write(&out.join("results.json")).context("writing results.json")?;
+    drop(launched);
+    println!();
+    for s in &results.scenarios {
+        println!(
+            "{:<6} {:<22} acked {:>6}  lost {}  unseen {}",
+            s.verdict,
+            s.name,
+            s.counts.acked,
+            s.anomalies.lost.len(),
+            s.anomalies.unseen.len()
+        );
+    }
+    println!("results: {}", out.join("results.json").display());
+    Ok(ExitCode::from(if results.worst() == Verdict::Pass { EXIT_OK } else { EXIT_SCENARIO_FAILURES }))
+}
+
+/// Built-ins plus every `--scenarios-file`; a name defined twice is an error.
+fn catalogue(files: &[PathBuf]) -> anyhow::Result<Vec<Scenario>> {
+    let mut all = scenario::builtin();
+    for f in files {
+        for s in scenario::load(f)? {
+            if let Some(prev) = all.iter().find(|x| x.name == s.name) {
+                bail!("{}: scenario `{}` is already defined at {}; rename one", s.source, s.name, prev.source);
+            }
+            all.push(s);
+        }
+    }
+    Ok(all)
+}
+
+fn check_writable(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the output directory {}", dir.display()))?;
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"").with_context(|| format!("the output directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn chronik_version(bin: &Path) -> String {
+    std::process::Command::new(bin)
+        .arg("version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.lines().find(|l| l.starts_with("Chronik Server v")).map(|l| l.trim().to_string()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn progress(line: &str) {
+    println!("{} {line}", now());
+}

@@ -1,0 +1,435 @@
+//! The scenario runner: for each scenario a fresh cluster (wiring proven), the test topic, the
+//! workload, then `warmup → inject → hold → heal → recovery → final read`, metrics scraped
+//! before and after, the history checked, liveness measured, the fault's fidelity judged, and
+//! a verdict. Everything lands in one [`ScenarioResult`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::checker;
+use crate::cluster::config::ClusterSettings;
+use crate::cluster::supervisor::NodeCommand;
+use crate::cluster::{Cluster, ClusterSpec, ToxiproxySource};
+use crate::fault::{self, Action};
+use crate::history::{History, Outcome};
+use crate::liveness::{self, Phase, Timeline};
+use crate::results::{Counts, Event, MetricDelta, ScenarioResult};
+use crate::scenario::Scenario;
+use crate::topology::TopologySpec;
+use crate::toxiproxy::Client;
+use crate::verdict::{self, Fidelity, Verdict};
+use crate::workload::{self, Recorder, Workload, WorkloadConfig};
+
+/// Suite-wide settings.
+#[derive(Clone, Debug)]
+pub struct SuiteConfig {
+    pub chronik_bin: PathBuf,
+    pub topology: TopologySpec,
+    pub node_log: String,
+    pub out_dir: PathBuf,
+    pub seed: u64,
+    pub client_extra: Vec<(String, String)>,
+    /// Metrics to scrape from every node before and after each scenario.
+    pub watch_metrics: Vec<String>,
+    /// Of those, the ones that must move while the workload runs.
+    pub must_move: Vec<String>,
+    pub ready_timeout: Duration,
+    /// Whether the Toxiproxy server counts bytes live (the embedded one does).
+    pub live_counters: bool,
+    /// Cluster start-ups tried per scenario before giving up (each failure is recorded).
+    pub start_attempts: u32,
+}
+
+/// Metrics watched by default (names from Chronik's source; one that a node does not export
+/// is reported as missing).
+pub const DEFAULT_METRICS: &[&str] = &[
+    "chronik_produce_requests_total",
+    "chronik_raft_election_count_total",
+    "chronik_raft_leader_changes_total",
+    "chronik_errors_total",
+];
+
+/// Runs one scenario end to end. Harness problems become an ERROR result, never a panic.
+pub async fn run_scenario(
+    cfg: &SuiteConfig,
+    toxiproxy: &Client,
+    s: &Scenario,
+    index: usize,
+    progress: &dyn Fn(&str),
+) -> ScenarioResult {
+    let started = Instant::now();
+    let seed = cfg.seed.wrapping_add(index as u64);
+    let mut r = ScenarioResult {
+        name: s.name.clone(),
+        family: s.family.clone(),
+        description: s.description.clone(),
+        source: s.source.clone(),
+        verdict: Verdict::Error,
+        explanation: Vec::new(),
+        seed,
+        duration_ms: 0.0,
+        timeline: Vec::new(),
+        targets: BTreeMap::new(),
+        toxics: Vec::new(),
+        fidelity: Fidelity::default(),
+        counts: Counts::default(),
+        anomalies: Default::default(),
+        liveness: None,
+        metrics: Vec::new(),
+        history_file: None,
+        node_logs: Vec::new(),
+        startup_failures: Vec::new(),
+    };
+    let say = |line: &str| progress(&format!("[{}] {line}", s.name));
+    if let Err(e) = run_inner(cfg, toxiproxy, s, seed, &mut r, &say).await {
+        r.verdict = Verdict::Error;
+        r.explanation.insert(0, format!("The harness could not complete this scenario: {e}"));
+    }
+    r.duration_ms = started.elapsed().as_secs_f64() * 1e3;
+    say(&format!("{} in {:.0} s", r.verdict, r.duration_ms / 1e3));
+    r
+}
+
+async fn run_inner(
+    cfg: &SuiteConfig,
+    toxiproxy: &Client,
+    s: &Scenario,
+    seed: u64,
+    r: &mut ScenarioResult,
+    say: &dyn Fn(&str),
+) -> Result<(), String> {
+    let run_dir = cfg.out_dir.join("nodes").join(&s.name);
+    let spec = ClusterSpec {
+        topology: cfg.topology,
+        settings: ClusterSettings::default(),
+        node: NodeCommand {
+            program: cfg.chronik_bin.clone(),
+            rust_log: cfg.node_log.clone(),
+            stop_grace: Duration::from_secs(30),
+            extra_env: Vec::new(),
+        },
+        run_dir: run_dir.clone(),
+        ready_timeout: cfg.ready_timeout,
+    };
+    let mut cluster = start_with_retries(&spec, toxiproxy, cfg.start_attempts, r, say).await?;
+    r.node_logs = cluster.supervisor.nodes().iter().map(|n| n.files.log.clone()).collect();
+    let extra: Vec<(&str, &str)> = cfg.client_extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    cluster.prove_wiring(Duration::from_secs(15), &extra).await.map_err(|e| format!("{e:#}"))?;
+    say("wiring proven");
+
+    let mut wl = WorkloadConfig::new(cluster.plan.bootstrap_servers(), format!("chaos-{}", s.name));
+    wl.client_extra = cfg.client_extra.clone();
+    if let Some(p) = s.workload.producers {
+        wl.producers = p;
+    }
+    if let Some(rate) = s.workload.rate {
+        wl.rate_per_producer = rate;
+    }
+    if let Some(i) = s.workload.idempotence {
+        wl.idempotence = i;
+    }
+    create_topic_with_retry(&wl, Duration::from_secs(60)).await?;
+    say(&format!("topic {} created ({} partitions, RF {})", wl.topic, wl.partitions, wl.replication_factor));
+    let before = scrape(&cluster, &cfg.watch_metrics).await;
+
+    let rec = Recorder::new(Instant::now());
+    let event = |r: &mut ScenarioResult, rec: &Recorder, what: String| {
+        r.timeline.push(Event { t_ms: rec.now_us() as f64 / 1e3, what });
+    };
+    let running = Workload::start(&wl, rec.clone())?;
+    event(
+        r,
+        &rec,
+        format!(
+            "workload started: {} producers × {}/s, acks=all, idempotence {}",
+            wl.producers, wl.rate_per_producer, wl.idempotence
+        ),
+    );
+    tick(s.phases.warmup, "warmup", &rec, say).await;
+
+    // Inject: roles are resolved now, from what the cluster reports at this moment.
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let needed = fault::roles(&s.faults);
+    let leader = cluster.supervisor.raft_leader().await;
+    let p0 = workload::partition_leaders(&wl, Duration::from_secs(5))
+        .await
+        .ok()
+        .and_then(|m| m.get(&0).copied())
+        .and_then(|l| u8::try_from(l).ok());
+    let ids: Vec<u8> = cluster.plan.nodes.iter().map(|n| n.id).collect();
+    let roles = fault::assign_roles(&needed, &ids, leader, p0, &mut rng)?;
+    r.targets = roles.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+    let actions: Vec<Action> =
+        s.faults.iter().enumerate().map(|(i, f)| fault::plan_action(f, i, &roles, &cluster.plan)).collect();
+    let mut fidelity = Fidelity { proven: true, ..Fidelity::default() };
+    for a in &actions {
+        if let Action::Toxics(ps) = a {
+            r.toxics.extend(ps.iter().map(|p| format!("{}: {}", p.proxy, p.toxic)));
+        }
+        match fault::inject(&mut cluster, a).await {
+            Ok(ev) => fidelity.evidence.extend(ev),
+            Err(e) => {
+                fidelity.proven = false;
+                fidelity.problems.push(format!("injection failed: {e}"));
+            }
+        }
+    }
+    let t_inject = rec.now_us();
+    let targets: Vec<String> = r.targets.iter().map(|(k, v)| format!("{k}=n{v}")).collect();
+    event(
+        r,
+        &rec,
+        format!(
+            "inject: {} fault(s){}",
+            actions.len(),
+            if targets.is_empty() { String::new() } else { format!(" on {}", targets.join(", ")) }
+        ),
+    );
+    say(&format!(
+        "fault injected{}",
+        if targets.is_empty() { String::new() } else { format!(" ({})", targets.join(", ")) }
+    ));
+
+    let settle = Duration::from_millis(500).min(s.phases.hold / 2);
+    tokio::time::sleep(settle).await;
+    let counters_before = toxiproxy.proxy_bytes().await.ok();
+    tick(s.phases.hold.saturating_sub(settle), "hold", &rec, say).await;
+    let counters_after = toxiproxy.proxy_bytes().await.ok();
+    let placements: Vec<fault::Placement> = actions
+        .iter()
+        .filter_map(|a| if let Action::Toxics(p) = a { Some(p.clone()) } else { None })
+        .flatten()
+        .collect();
+    let (ev, problems) =
+        fault::black_hole_evidence(&placements, counters_before.as_ref(), counters_after.as_ref(), cfg.live_counters);
+    fidelity.evidence.extend(ev);
+    if !problems.is_empty() {
+        fidelity.proven = false;
+        fidelity.problems.extend(problems);
+    }
+    let died_during_fault = cluster.supervisor.check_exits();
+
+    for a in actions.iter().rev() {
+        match fault::heal(&mut cluster, a).await {
+            Ok(ev) => fidelity.evidence.extend(ev),
+            Err(e) => fidelity.problems.push(format!("heal failed: {e}")),
+        }
+    }
+    let t_heal = rec.now_us();
+    event(r, &rec, "heal".to_string());
+    say("healed");
+    tick(s.phases.recovery, "recovery", &rec, say).await;
+    let rec = running.stop().await;
+    let t_end = rec.now_us();
+    event(r, &rec, "workload stopped".to_string());
+
+    let (sends, live_reads) = rec.take();
+    let mut h = History { ordered_producers: true, sends, reads: live_reads, ..History::default() };
+    say("final read");
+    h.final_read = workload::final_read(&wl, &rec, h.highest_acked(), s.phases.final_read_deadline).await?;
+    h.reads.extend(rec.take().1);
+    event(r, &rec, format!("final read {}", if h.final_read.complete { "complete" } else { "hit its deadline" }));
+    let after = scrape(&cluster, &cfg.watch_metrics).await;
+    let died_later = cluster.supervisor.check_exits();
+
+    let anomalies = checker::check(&h);
+    let tl = Timeline { inject_us: t_inject, heal_us: t_heal, end_us: t_end };
+    let live = liveness::measure(&h, &tl);
+    if let Some(min) = s.expect.min_added_latency_ms {
+        let p50 = |p: Phase| live.latency.get(&p).map(|l| l.p50_ms);
+        match (p50(Phase::Steady), p50(Phase::Fault)) {
+            (Some(base), Some(fault)) if fault - base >= min => fidelity
+                .evidence
+                .push(format!("workload: p50 write latency {base:.1} ms → {fault:.1} ms under the fault")),
+            (Some(base), Some(fault)) => {
+                fidelity.proven = false;
+                fidelity.problems.push(format!(
+                    "the fault added only {:.1} ms of p50 write latency ({base:.1} → {fault:.1} ms); at least {min:.0} ms was configured",
+                    fault - base
+                ));
+            }
+            _ => {
+                fidelity.proven = false;
+                fidelity.problems.push("no acknowledged writes to measure the added latency with".into());
+            }
+        }
+    }
+    r.counts = Counts {
+        sends: h.sends.len(),
+        acked: h.acked(),
+        failed: h.failed(),
+        indeterminate: h.indeterminate(),
+        acked_during_fault: h
+            .sends
+            .iter()
+            .filter(|x| matches!(x.outcome, Outcome::Ok { .. }) && x.invoked_us >= t_inject && x.invoked_us < t_heal)
+            .count(),
+        reads: h.reads.iter().filter(|x| !x.final_read).count(),
+        final_reads: h.reads.iter().filter(|x| x.final_read).count(),
+    };
+    let (verdict, mut why) = verdict::decide(&verdict::Inputs {
+        expect: &s.expect,
+        idempotence: wl.idempotence,
+        anomalies: &anomalies,
+        liveness: &live,
+        final_read: &h.final_read,
+        fidelity: &fidelity,
+        acked_during_fault: r.counts.acked_during_fault,
+        sends: r.counts.sends,
+        acked: r.counts.acked,
+    });
+    let mut verdict = verdict;
+    for d in died_during_fault.iter().chain(&died_later) {
+        why.push(format!("n{} exited on its own ({}) during the scenario.", d.id, d.status));
+        verdict = verdict.max(Verdict::Hang);
+    }
+    r.metrics = deltas(&before, &after, &cfg.must_move);
+    let history_file = cfg.out_dir.join("histories").join(format!("{}.json", s.name));
+    if std::fs::create_dir_all(history_file.parent().unwrap()).is_ok()
+        && std::fs::write(&history_file, serde_json::to_vec(&h).unwrap_or_default()).is_ok()
+    {
+        r.history_file = Some(history_file);
+    }
+    if !r.startup_failures.is_empty() {
+        why.push(format!(
+            "Finding: {} cluster start-up(s) never became ready and were retried (see startup_failures).",
+            r.startup_failures.len()
+        ));
+    }
+    r.verdict = verdict;
+    r.explanation = why;
+    r.anomalies = anomalies;
+    r.liveness = Some(live);
+    r.fidelity = fidelity;
+    let teardown = cluster.teardown().await;
+    for id in teardown.ignored_sigterm() {
+        r.explanation.push(format!("n{id} ignored SIGTERM for 30 s at teardown and was killed."));
+    }
+    Ok(())
+}
+
+/// Starts the cluster; a start-up that never becomes ready is retried (up to `attempts` in all)
+/// and every failed attempt is recorded in the result as a finding, with the stuck node's log.
+async fn start_with_retries(
+    spec: &ClusterSpec,
+    toxiproxy: &Client,
+    attempts: u32,
+    r: &mut ScenarioResult,
+    say: &dyn Fn(&str),
+) -> Result<Cluster, String> {
+    let mut attempt = 1;
+    loop {
+        match Cluster::start(spec, ToxiproxySource::Existing(toxiproxy.clone()), say).await {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                let not_ready = matches!(
+                    e.downcast_ref::<crate::cluster::supervisor::ClusterError>(),
+                    Some(crate::cluster::supervisor::ClusterError::NotReady { .. })
+                );
+                if !not_ready || attempt >= attempts.max(1) {
+                    return Err(format!("{e:#}"));
+                }
+                let first_line = format!("{e:#}").lines().next().unwrap_or_default().to_string();
+                r.startup_failures.push(format!("{e:#}"));
+                say(&format!("start-up attempt {attempt} failed ({first_line}); retrying with fresh data"));
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn create_topic_with_retry(wl: &WorkloadConfig, within: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        match workload::create_topic(wl, Duration::from_secs(10)).await {
+            Ok(()) => match workload::partition_leaders(wl, Duration::from_secs(5)).await {
+                Ok(l) if l.len() == wl.partitions as usize && l.values().all(|x| *x >= 0) => return Ok(()),
+                Ok(l) => {
+                    if started.elapsed() > within {
+                        return Err(format!("topic {} has partitions without a leader: {l:?}", wl.topic));
+                    }
+                }
+                Err(e) if started.elapsed() > within => return Err(e),
+                Err(_) => {}
+            },
+            Err(e) if started.elapsed() > within => return Err(e),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Sleeps through a phase, printing acknowledged counts every 5 s.
+async fn tick(d: Duration, phase: &str, rec: &Recorder, say: &dyn Fn(&str)) {
+    let end = Instant::now() + d;
+    say(&format!("{phase} {:.0} s", d.as_secs_f64()));
+    while Instant::now() < end {
+        let left = end - Instant::now();
+        tokio::time::sleep(left.min(Duration::from_secs(5))).await;
+        if Instant::now() < end {
+            say(&format!("{phase}: {} writes acknowledged so far", rec.acked()));
+        }
+    }
+}
+
+/// Per node: the summed value of each watched metric, `None` when not exported or unreachable.
+async fn scrape(cluster: &Cluster, names: &[String]) -> BTreeMap<(u8, String), Option<f64>> {
+    let http =
+        reqwest::Client::builder().timeout(Duration::from_secs(3)).no_proxy().build().expect("plain HTTP client");
+    let mut out = BTreeMap::new();
+    for n in &cluster.plan.nodes {
+        let text = match http.get(format!("http://127.0.0.1:{}/metrics", n.metrics_port)).send().await {
+            Ok(resp) => resp.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let samples = crate::toxiproxy::metrics::parse_samples(&text);
+        for name in names {
+            let vals: Vec<f64> = samples.iter().filter(|s| &s.name == name).map(|s| s.value).collect();
+            out.insert((n.id, name.clone()), if vals.is_empty() { None } else { Some(vals.iter().sum()) });
+        }
+    }
+    out
+}
+
+fn deltas(
+    before: &BTreeMap<(u8, String), Option<f64>>,
+    after: &BTreeMap<(u8, String), Option<f64>>,
+    must_move: &[String],
+) -> Vec<MetricDelta> {
+    before
+        .iter()
+        .map(|((node, name), b)| {
+            let a = after.get(&(*node, name.clone())).copied().flatten();
+            MetricDelta {
+                node: *node,
+                name: name.clone(),
+                before: *b,
+                after: a,
+                flagged_static: must_move.contains(name) && matches!((b, a), (Some(x), Some(y)) if x == &y),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_metrics_stay_missing_and_static_ones_are_flagged() {
+        let before: BTreeMap<(u8, String), Option<f64>> =
+            [((1, "a".to_string()), Some(5.0)), ((1, "gone".to_string()), None), ((2, "a".to_string()), Some(1.0))]
+                .into();
+        let after: BTreeMap<(u8, String), Option<f64>> =
+            [((1, "a".to_string()), Some(5.0)), ((1, "gone".to_string()), None), ((2, "a".to_string()), Some(9.0))]
+                .into();
+        let d = deltas(&before, &after, &["a".to_string()]);
+        assert_eq!(d.len(), 3);
+        let n1a = d.iter().find(|m| m.node == 1 && m.name == "a").unwrap();
+        assert!(n1a.flagged_static);
+        let gone = d.iter().find(|m| m.name == "gone").unwrap();
+        assert_eq!((gone.before, gone.after, gone.flagged_static), (None, None, false));
+        assert!(!d.iter().find(|m| m.node == 2).unwrap().flagged_static);
+    }
+}
