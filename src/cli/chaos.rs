@@ -47,6 +47,9 @@ pub struct ChaosArgs {
     /// Extra librdkafka setting for the workload's clients, KEY=VALUE (repeatable).
     #[arg(long = "kafka-client-config", value_name = "KEY=VALUE", value_parser = super::cluster::parse_key_value)]
     pub kafka_client_config: Vec<(String, String)>,
+    /// Seconds a cluster start-up may take before it counts as hung (healthy nodes need ~4 s).
+    #[arg(long, default_value_t = 45)]
+    pub ready_timeout: u64,
     /// Cluster start-ups tried per scenario; failed ones are recorded as findings.
     #[arg(long, default_value_t = 3)]
     pub start_attempts: u32,
@@ -104,7 +107,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         client_extra: args.kafka_client_config.clone(),
         watch_metrics: runner::DEFAULT_METRICS.iter().map(|s| s.to_string()).collect(),
         must_move: vec!["chronik_produce_requests_total".to_string()],
-        ready_timeout: Duration::from_secs(120),
+        ready_timeout: Duration::from_secs(args.ready_timeout),
         live_counters,
         start_attempts: args.start_attempts,
     };
