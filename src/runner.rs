@@ -163,6 +163,9 @@ async fn run_inner(
     let actions: Vec<Action> =
         s.faults.iter().enumerate().map(|(i, f)| fault::plan_action(f, i, &roles, &cluster.plan)).collect();
     let mut fidelity = Fidelity { proven: true, ..Fidelity::default() };
+    if actions.is_empty() {
+        fidelity.evidence.push("no fault in this scenario: nothing to prove".to_string());
+    }
     for a in &actions {
         if let Action::Toxics(ps) = a {
             r.toxics.extend(ps.iter().map(|p| format!("{}: {}", p.proxy, p.toxic)));
