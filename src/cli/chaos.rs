@@ -182,6 +182,7 @@ fn check_writable(dir: &Path) -> anyhow::Result<()> {
 fn chronik_version(bin: &Path) -> String {
     std::process::Command::new(bin)
         .arg("version")
+        .env("NO_COLOR", "1")
         .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())

@@ -150,6 +150,8 @@ impl Supervisor {
         let args: Vec<OsString> = vec!["start".into(), "--config".into(), node.files.config.clone().into()];
         let envs = vec![
             ("RUST_LOG".to_string(), command.rust_log.clone()),
+            // Plain log files: no terminal colour codes.
+            ("NO_COLOR".to_string(), "1".to_string()),
             (ENV_ADMIN_PORT.to_string(), node.plan.admin_port.to_string()),
             (ENV_METRICS_PORT.to_string(), node.plan.metrics_port.to_string()),
         ]
