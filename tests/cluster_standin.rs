@@ -87,9 +87,18 @@ async fn starts_proves_wiring_and_tears_down() {
     let dir = tempfile::tempdir().unwrap();
     let (cluster, _toxi) = start(dir.path().to_path_buf(), &[]).await;
     assert_eq!(cluster.leader, 1);
-    let report = cluster.prove_wiring(Duration::from_secs(10), OLD_PROTOCOL).await.unwrap();
+    // Every stand-in dials every peer's Raft and WAL through its own outgoing proxy; the
+    // proof passes as soon as inter-node traffic is seen, so wait until all links are up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let report = cluster.prove_wiring(Duration::from_secs(10), OLD_PROTOCOL).await.unwrap();
+        let wal = report.via_proxy.keys().filter(|k| k.starts_with("wal-")).count();
+        if (report.raft_links_seen() == 6 && wal == 6) || Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(report.bypasses.is_empty());
-    // Every stand-in dials every peer's Raft and WAL through its own outgoing proxy.
     assert_eq!(report.raft_links_seen(), 6, "{report}");
     assert_eq!(report.via_proxy.keys().filter(|k| k.starts_with("wal-")).count(), 6, "{report}");
     // Live counters of the embedded server saw the inter-node bytes.
