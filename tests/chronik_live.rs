@@ -15,18 +15,24 @@ use chronik_chaos::os;
 use chronik_chaos::topology::TopologySpec;
 use chronik_chaos::toxiproxy::launcher::{self, LaunchConfig};
 
+/// The binary named by `CHRONIK_BIN`, or `None` after saying the test skipped.
+fn chronik_bin() -> Option<PathBuf> {
+    let bin = std::env::var_os("CHRONIK_BIN").filter(|v| !v.is_empty()).map(PathBuf::from);
+    if bin.is_none() {
+        eprintln!("skipped: CHRONIK_BIN is not set (point it at a built chronik-server to run this)");
+    }
+    bin
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_real_nodes_ready_wired_through_proxies_and_torn_down() {
-    let Some(bin) = std::env::var_os("CHRONIK_BIN").filter(|v| !v.is_empty()) else {
-        eprintln!("skipped: CHRONIK_BIN is not set (point it at a built chronik-server to run this)");
-        return;
-    };
+    let Some(bin) = chronik_bin() else { return };
     let dir = tempfile::tempdir().unwrap();
     let spec = ClusterSpec {
         topology: TopologySpec { base_port: 24000, ..TopologySpec::default() },
         settings: ClusterSettings::default(),
         node: NodeCommand {
-            program: PathBuf::from(bin),
+            program: bin,
             rust_log: "info,chronik_wal::group_commit=warn,tantivy=warn".into(),
             stop_grace: Duration::from_secs(30),
             extra_env: Vec::new(),
@@ -68,16 +74,13 @@ async fn three_real_nodes_ready_wired_through_proxies_and_torn_down() {
 /// docs/findings.md #2 stands (a partition a fresh consumer never receives).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_baseline_scenario_runs_end_to_end() {
-    let Some(bin) = std::env::var_os("CHRONIK_BIN").filter(|v| !v.is_empty()) else {
-        eprintln!("skipped: CHRONIK_BIN is not set (point it at a built chronik-server to run this)");
-        return;
-    };
+    let Some(bin) = chronik_bin() else { return };
     use chronik_chaos::runner::{self, SuiteConfig};
     use chronik_chaos::verdict::Verdict;
     let dir = tempfile::tempdir().unwrap();
     let toxi = chronik_chaos::toxiproxy::server::EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let cfg = SuiteConfig {
-        chronik_bin: PathBuf::from(bin),
+        chronik_bin: bin,
         topology: TopologySpec { base_port: 24000, ..TopologySpec::default() },
         node_log: "info".into(),
         out_dir: dir.path().to_path_buf(),
