@@ -38,16 +38,28 @@ async fn three_real_nodes_ready_wired_through_proxies_and_torn_down() {
             extra_env: Vec::new(),
         },
         run_dir: dir.path().join("cluster"),
-        ready_timeout: Duration::from_secs(120),
+        ready_timeout: Duration::from_secs(45),
     };
-    let toxiproxy = ToxiproxySource::Launch(LaunchConfig {
-        listen: support::free_addr(),
-        choice: launcher::locate(None).unwrap(),
-        embedded_exe: PathBuf::from(env!("CARGO_BIN_EXE_chronik-chaos")),
-        log: dir.path().join("toxiproxy.log"),
-        ready_timeout: Duration::from_secs(15),
-    });
-    let cluster = Cluster::start(&spec, toxiproxy, &|line| eprintln!("{line}")).await.unwrap();
+    // Chronik's start-up sometimes hangs (docs/findings.md #1): that is reported and retried,
+    // as the suite does, so this test checks the wiring rather than that bug.
+    let mut attempt = 1;
+    let cluster = loop {
+        let toxiproxy = ToxiproxySource::Launch(LaunchConfig {
+            listen: support::free_addr(),
+            choice: launcher::locate(None).unwrap(),
+            embedded_exe: PathBuf::from(env!("CARGO_BIN_EXE_chronik-chaos")),
+            log: dir.path().join("toxiproxy.log"),
+            ready_timeout: Duration::from_secs(15),
+        });
+        match Cluster::start(&spec, toxiproxy, &|line| eprintln!("{line}")).await {
+            Ok(c) => break c,
+            Err(e) if attempt < 3 && e.to_string().contains("not ready") => {
+                eprintln!("start-up attempt {attempt} hung (Chronik finding #1), retrying: {e}");
+                attempt += 1;
+            }
+            Err(e) => panic!("{e:#}"),
+        }
+    };
     let report = cluster.prove_wiring(Duration::from_secs(30), &[]).await.unwrap();
     eprintln!("{report}");
     assert!(report.bypasses.is_empty());
