@@ -5,7 +5,8 @@
 //! Metadata v0 requests with the advertised peer addresses.
 //!
 //! Test knobs (environment): `STAND_IN_IGNORE_SIGTERM=1` ignores SIGTERM;
-//! `STAND_IN_EXIT_AFTER_MS=N` exits with code 3 after N ms (a crash).
+//! `STAND_IN_EXIT_AFTER_MS=N` exits with code 3 after N ms (a crash); such a node never reports a
+//! leader before it crashes, so a test of a crash during start-up cannot race readiness.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -182,7 +183,8 @@ async fn admin_conn(mut s: TcpStream, id: u64, total: usize, ids: Vec<u64>, seen
     }
     let request = String::from_utf8_lossy(&buf);
     let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let leader = leader(id, total, &seen);
+    let crashing = std::env::var_os("STAND_IN_EXIT_AFTER_MS").is_some();
+    let leader = if crashing { None } else { leader(id, total, &seen) };
     let (status, body) = match path.as_str() {
         "/admin/status" => (
             "200 OK",
