@@ -9,6 +9,7 @@ pub mod history;
 pub mod liveness;
 pub mod os;
 pub mod process;
+pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scenario;
