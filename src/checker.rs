@@ -59,6 +59,32 @@ pub struct NonMonotonic {
     pub later: Placed,
 }
 
+/// `p0-7 @ 1:42`: a value at partition 1, offset 42.
+impl std::fmt::Display for Placed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} @ {}:{}", self.value, self.partition, self.offset)
+    }
+}
+
+impl std::fmt::Display for Duplicated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at: Vec<String> = self.at.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+        write!(f, "{} @ {}", self.value, at.join(" and "))
+    }
+}
+
+impl std::fmt::Display for Inconsistent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{} holds {}", self.partition, self.offset, self.values.join(" and "))
+    }
+}
+
+impl std::fmt::Display for NonMonotonic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} then {}", self.earlier, self.later)
+    }
+}
+
 impl Anomalies {
     /// Safety violated: anything but `unseen` (which is a liveness matter).
     pub fn safety_violated(&self) -> bool {
@@ -78,8 +104,8 @@ impl Anomalies {
 
     /// One line per non-empty rule, with counts and the first examples.
     pub fn summary(&self) -> Vec<String> {
-        fn ex<T: std::fmt::Debug>(v: &[T]) -> String {
-            let shown: Vec<String> = v.iter().take(3).map(|x| format!("{x:?}")).collect();
+        fn ex<T: std::fmt::Display>(v: &[T]) -> String {
+            let shown: Vec<String> = v.iter().take(3).map(|x| x.to_string()).collect();
             format!("{}{}", shown.join(", "), if v.len() > 3 { ", …" } else { "" })
         }
         let mut out = Vec::new();

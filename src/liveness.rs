@@ -65,6 +65,20 @@ pub struct Liveness {
     pub latency: BTreeMap<Phase, LatencyStats>,
     /// Acknowledged writes per whole second since start (by completion time).
     pub acked_per_second: Vec<u32>,
+    /// Acknowledged-write latency per whole second since start (by invoke time); `None` for a
+    /// second in which no write that was later acknowledged was invoked. For plots.
+    #[serde(default)]
+    pub latency_per_second: Vec<Option<SecondLatency>>,
+    /// The phases these figures were measured against (absent in older results files).
+    #[serde(default)]
+    pub timeline: Option<Timeline>,
+}
+
+/// Latency of the acknowledged writes invoked within one second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecondLatency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 /// Computes every figure.
@@ -117,12 +131,24 @@ pub fn measure(h: &History, tl: &Timeline) -> Liveness {
         }
     }
 
+    let new_hist = || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
     let mut hists: BTreeMap<Phase, Histogram<u64>> = BTreeMap::new();
+    let mut per_second_hists: Vec<Option<Histogram<u64>>> = vec![None; seconds];
     for &(i, c) in &oks {
-        let hist =
-            hists.entry(Phase::of(i, tl)).or_insert_with(|| Histogram::new_with_bounds(1, 3_600_000_000, 3).unwrap());
-        let _ = hist.record((c - i).max(1));
+        let _ = hists.entry(Phase::of(i, tl)).or_insert_with(new_hist).record((c - i).max(1));
+        if let Some(slot) = per_second_hists.get_mut((i / 1_000_000) as usize) {
+            let _ = slot.get_or_insert_with(new_hist).record((c - i).max(1));
+        }
     }
+    let latency_per_second = per_second_hists
+        .into_iter()
+        .map(|h| {
+            h.map(|h| SecondLatency {
+                p50_ms: h.value_at_quantile(0.5) as f64 / 1e3,
+                p99_ms: h.value_at_quantile(0.99) as f64 / 1e3,
+            })
+        })
+        .collect();
     let latency = hists
         .into_iter()
         .map(|(p, hist)| {
@@ -147,6 +173,8 @@ pub fn measure(h: &History, tl: &Timeline) -> Liveness {
         steady_rate_per_s: steady_rate,
         latency,
         acked_per_second: per_second,
+        latency_per_second,
+        timeline: Some(*tl),
     }
 }
 
@@ -204,6 +232,12 @@ mod tests {
         assert_eq!(steady.count, 100);
         assert!((steady.p50_ms - 2.0).abs() < 0.01 && (steady.p99_ms - 2.0).abs() < 0.01, "{steady:?}");
         assert!((fault.p50_ms - 100.0).abs() < 0.1 && (fault.max_ms - 100.0).abs() < 0.1, "{fault:?}");
+        // Per second, by invoke time: the fault second shows the fault's latency.
+        assert_eq!(l.latency_per_second.len(), 4);
+        assert!((l.latency_per_second[0].unwrap().p99_ms - 2.0).abs() < 0.01);
+        assert!((l.latency_per_second[1].unwrap().p50_ms - 100.0).abs() < 0.1);
+        assert_eq!(l.latency_per_second[3], None, "nothing invoked in the last second");
+        assert_eq!(l.timeline, Some(tl));
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct ChaosArgs {
     /// List the scenarios (built-in and from --scenarios-file) and exit.
     #[arg(long)]
     pub list: bool,
+    #[command(flatten)]
+    pub report: super::report::ReportFlags,
 }
 
 pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
@@ -154,6 +156,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("results: {}", out.join("results.json").display());
+    super::report::render(&results, &out, &args.report)?;
     Ok(ExitCode::from(if results.worst() == Verdict::Pass { EXIT_OK } else { EXIT_SCENARIO_FAILURES }))
 }
 

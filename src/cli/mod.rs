@@ -2,6 +2,7 @@
 
 mod chaos;
 mod cluster;
+mod report;
 mod toxiproxy;
 
 use std::path::PathBuf;
@@ -37,8 +38,11 @@ pub enum Command {
     /// Start, inspect or stop a Chronik cluster whose every byte crosses a proxy.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
-    /// Run the chaos scenarios against a Chronik binary; write results.json.
+    /// Run the chaos scenarios against a Chronik binary; write results.json and the reports.
     Chaos(chaos::ChaosArgs),
+    /// Render junit.xml, report.md and SVG plots from a results.json (optionally against a
+    /// baseline results.json); in GitHub Actions also the step summary and annotations.
+    Report(report::ReportArgs),
 }
 
 /// Where `start` records the server it started, so other shells can find it.
@@ -65,6 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Toxiproxy(cmd) => toxiproxy::run(cmd).await,
         Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Chaos(args) => chaos::run(args).await,
+        Command::Report(args) => report::run(args).await,
     }
 }
 

@@ -1,0 +1,215 @@
+//! JUnit XML from `results.json`: one testsuite per run, one testcase per scenario
+//! (classname = family, name = scenario), FAIL → `<failure>`, ERROR/HANG → `<error>`, with
+//! properties for the seed, the fault timeline, the toxics and the key figures.
+//!
+//! Written with quick-xml directly rather than the junit-report crate: junit-report 0.9 cannot
+//! write `<properties>`, and it puts text in CDATA without splitting `]]>` or removing control
+//! characters, so a hostile scenario name or log line could break the file (docs/reports.md).
+
+use std::io::Write;
+
+use quick_xml::events::{BytesDecl, BytesText, Event};
+use quick_xml::Writer;
+
+use super::escape::xml_text;
+use super::{fmt_ms, phase_latency};
+use crate::liveness::Phase;
+use crate::results::{Results, ScenarioResult};
+use crate::verdict::Verdict;
+
+/// Counts as a JUnit consumer will count them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct JunitCounts {
+    pub tests: usize,
+    pub failures: usize,
+    pub errors: usize,
+}
+
+pub fn counts(r: &Results) -> JunitCounts {
+    let mut c = JunitCounts { tests: r.scenarios.len(), ..Default::default() };
+    for s in &r.scenarios {
+        match s.verdict {
+            Verdict::Fail => c.failures += 1,
+            Verdict::Error | Verdict::Hang => c.errors += 1,
+            Verdict::Pass => {}
+        }
+    }
+    c
+}
+
+/// Renders the whole document.
+pub fn render(r: &Results) -> String {
+    let mut buf = Vec::new();
+    write(r, &mut buf).expect("writing to memory cannot fail");
+    String::from_utf8(buf).expect("quick-xml writes UTF-8")
+}
+
+fn write<W: Write>(r: &Results, sink: W) -> std::io::Result<()> {
+    let c = counts(r);
+    let secs = |ms: f64| format!("{:.3}", ms / 1e3);
+    let total_ms: f64 = r.scenarios.iter().map(|s| s.duration_ms).sum();
+    let (tests, failures, errors, time) =
+        (c.tests.to_string(), c.failures.to_string(), c.errors.to_string(), secs(total_ms));
+    let mut w = Writer::new_with_indent(sink, b' ', 2);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    w.create_element("testsuites")
+        .with_attributes([
+            ("name", "chronik-chaos"),
+            ("tests", tests.as_str()),
+            ("failures", failures.as_str()),
+            ("errors", errors.as_str()),
+            ("skipped", "0"),
+            ("time", time.as_str()),
+        ])
+        .write_inner_content(|w| {
+            w.create_element("testsuite")
+                .with_attributes([
+                    ("name", "chronik-chaos"),
+                    ("tests", tests.as_str()),
+                    ("failures", failures.as_str()),
+                    ("errors", errors.as_str()),
+                    ("skipped", "0"),
+                    ("time", time.as_str()),
+                    ("timestamp", xml_text(&r.started_at).as_str()),
+                ])
+                .write_inner_content(|w| {
+                    properties(
+                        w,
+                        &[
+                            ("seed", r.seed.to_string()),
+                            ("tool", r.tool.clone()),
+                            ("chronik.version", r.chronik.version.clone()),
+                            ("chronik.binary", r.chronik.binary.display().to_string()),
+                            ("toxiproxy", r.toxiproxy.clone()),
+                            ("finished_at", r.finished_at.clone()),
+                        ],
+                    )?;
+                    for s in &r.scenarios {
+                        testcase(w, s)?;
+                    }
+                    Ok(())
+                })?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
+fn properties<W: Write>(w: &mut Writer<W>, props: &[(&str, String)]) -> std::io::Result<()> {
+    w.create_element("properties").write_inner_content(|w| {
+        for (name, value) in props {
+            w.create_element("property")
+                .with_attributes([("name", xml_text(name).as_str()), ("value", xml_text(value).as_str())])
+                .write_empty()?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// The key figures of a scenario, as `(name, value)` pairs (also used as JUnit properties).
+pub fn key_figures(s: &ScenarioResult) -> Vec<(String, String)> {
+    let a = &s.anomalies;
+    let mut out = vec![
+        ("verdict".to_string(), s.verdict.to_string()),
+        ("seed".to_string(), s.seed.to_string()),
+        ("source".to_string(), s.source.clone()),
+        ("writes.sent".to_string(), s.counts.sends.to_string()),
+        ("writes.acked".to_string(), s.counts.acked.to_string()),
+        ("writes.acked_during_fault".to_string(), s.counts.acked_during_fault.to_string()),
+        ("writes.lost".to_string(), a.lost.len().to_string()),
+        ("writes.duplicated".to_string(), a.duplicated.len().to_string()),
+        ("writes.unseen".to_string(), a.unseen.len().to_string()),
+        ("anomalies.safety".to_string(), a.count_safety().to_string()),
+        ("fault.proven".to_string(), s.fidelity.proven.to_string()),
+    ];
+    for (role, node) in &s.targets {
+        out.push((format!("target.{role}"), format!("n{node}")));
+    }
+    if let Some(l) = &s.liveness {
+        for (phase, key) in [(Phase::Steady, "steady"), (Phase::Fault, "fault"), (Phase::Recovery, "recovery")] {
+            if let Some(p) = phase_latency(l, phase) {
+                out.push((format!("latency.{key}.p50"), fmt_ms(p.p50_ms)));
+                out.push((format!("latency.{key}.p99"), fmt_ms(p.p99_ms)));
+            }
+        }
+        out.push(("longest_unavailability".to_string(), fmt_ms(l.longest_unavailability_ms)));
+        out.push((
+            "heal_to_recovered".to_string(),
+            l.heal_to_recovered_ms.map(fmt_ms).unwrap_or_else(|| "never".into()),
+        ));
+    }
+    for (i, e) in s.timeline.iter().enumerate() {
+        out.push((format!("timeline.{i:02}"), format!("{} {}", fmt_ms(e.t_ms), e.what)));
+    }
+    for (i, t) in s.toxics.iter().enumerate() {
+        out.push((format!("toxic.{i:02}"), t.clone()));
+    }
+    out
+}
+
+fn testcase<W: Write>(w: &mut Writer<W>, s: &ScenarioResult) -> std::io::Result<()> {
+    let time = format!("{:.3}", s.duration_ms / 1e3);
+    let (name, class) = (xml_text(&s.name), xml_text(&s.family));
+    w.create_element("testcase")
+        .with_attributes([("name", name.as_str()), ("classname", class.as_str()), ("time", time.as_str())])
+        .write_inner_content(|w| {
+            let figures = key_figures(s);
+            let props: Vec<(&str, String)> = figures.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            properties(w, &props)?;
+            let element = match s.verdict {
+                Verdict::Pass => None,
+                Verdict::Fail => Some("failure"),
+                Verdict::Error | Verdict::Hang => Some("error"),
+            };
+            if let Some(element) = element {
+                // One line: parsers fold newlines in attributes anyway; the body has every line.
+                let first = s.explanation.first().map(String::as_str).unwrap_or("(no explanation recorded)");
+                let message = xml_text(&first.replace(['\r', '\n'], " "));
+                let body = xml_text(&details(s));
+                let verdict = s.verdict.to_string();
+                w.create_element(element)
+                    .with_attributes([("type", verdict.as_str()), ("message", message.as_str())])
+                    .write_text_content(BytesText::new(&body))?;
+            }
+            let out = xml_text(&system_out(s));
+            w.create_element("system-out").write_text_content(BytesText::new(&out))?;
+            Ok(())
+        })?;
+    Ok(())
+}
+
+/// The failure body: every explanation line, the fault's evidence and problems, start-up findings.
+fn details(s: &ScenarioResult) -> String {
+    let mut out = String::new();
+    for line in &s.explanation {
+        out.push_str(&format!("- {line}\n"));
+    }
+    for p in &s.fidelity.problems {
+        out.push_str(&format!("- fault problem: {p}\n"));
+    }
+    for a in s.anomalies.summary() {
+        out.push_str(&format!("- {a}\n"));
+    }
+    for f in &s.startup_failures {
+        out.push_str(&format!("- start-up: {f}\n"));
+    }
+    out
+}
+
+fn system_out(s: &ScenarioResult) -> String {
+    let mut out = format!("{}\n\nTimeline:\n", s.description);
+    for e in &s.timeline {
+        out.push_str(&format!("  {:>9}  {}\n", fmt_ms(e.t_ms), e.what));
+    }
+    out.push_str("Fault evidence:\n");
+    for e in &s.fidelity.evidence {
+        out.push_str(&format!("  {e}\n"));
+    }
+    if let Some(h) = &s.history_file {
+        out.push_str(&format!("History: {}\n", h.display()));
+    }
+    for l in &s.node_logs {
+        out.push_str(&format!("Node log: {}\n", l.display()));
+    }
+    out
+}

@@ -1,0 +1,426 @@
+//! Reports rendered from synthetic `results.json` files: snapshot tests of the Markdown and
+//! JUnit for every verdict kind and hostile text, the size limit, parsing the JUnit back (with
+//! quick-xml here, and with Python's junitparser — what EnricoMi/publish-unit-test-result-action
+//! parses with — when installed), baseline deltas, plots, and the `report` command.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chronik_chaos::checker;
+use chronik_chaos::history::{value_of, History, Outcome, Read, Send};
+use chronik_chaos::liveness::{self, Timeline};
+use chronik_chaos::report::{self, fit::GITHUB_COMMENT_LIMIT, junit, markdown, RenderOptions};
+use chronik_chaos::results::{ChronikInfo, Counts, Event, Results, ScenarioResult, RESULTS_VERSION};
+use chronik_chaos::verdict::{Fidelity, Verdict};
+use expect_test::expect_file;
+
+/// A synthetic run: 100 writes/s for 30 s, a fault from 5 s to 20 s that raises latency to
+/// `fault_latency_us` and, when `outage`, stops acknowledgements from 8 s to 12 s; `lose` of
+/// the acknowledged writes are never read back (lost, since later offsets are read).
+fn scenario(
+    name: &str,
+    family: &str,
+    verdict: Verdict,
+    fault_latency_us: u64,
+    outage: bool,
+    lose: usize,
+) -> ScenarioResult {
+    let tl = Timeline { inject_us: 5_000_000, heal_us: 20_000_000, end_us: 30_000_000 };
+    let mut h = History::default();
+    let (mut t, mut seq) = (0u64, 0u64);
+    while t < tl.end_us {
+        let in_fault = (tl.inject_us..tl.heal_us).contains(&t);
+        let lat = if in_fault { fault_latency_us } else { 1_500 + (seq % 7) * 100 };
+        let done = if outage && (8_000_000..12_000_000).contains(&t) { 12_000_000 + seq % 50 } else { t + lat };
+        h.sends.push(Send {
+            producer: 0,
+            seq,
+            value: value_of(0, seq),
+            invoked_us: t,
+            completed_us: Some(done),
+            outcome: Outcome::Ok { partition: (seq % 3) as i32, offset: (seq / 3) as i64 },
+        });
+        seq += 1;
+        t += 10_000;
+    }
+    for s in h.sends.iter().skip(lose) {
+        if let Outcome::Ok { partition, offset } = s.outcome {
+            h.reads.push(Read { partition, offset, value: s.value.clone(), at_us: tl.end_us, final_read: true });
+        }
+    }
+    let anomalies = checker::check(&h);
+    let live = liveness::measure(&h, &tl);
+    let explanation = match verdict {
+        Verdict::Pass => vec![],
+        Verdict::Fail => {
+            vec![format!("Safety violated: {} of {} acknowledged writes are affected.", lose, h.sends.len())]
+        }
+        Verdict::Hang => vec!["No recovery: fewer than half the steady writes per second within 60 s of heal.".into()],
+        Verdict::Error => {
+            vec!["The fault was not proven: the toxic was not found on the proxy after injection.".into()]
+        }
+    };
+    let proven = verdict != Verdict::Error;
+    ScenarioResult {
+        name: name.into(),
+        family: family.into(),
+        description: format!("Synthetic {family} scenario."),
+        source: "<built-in scenarios>:1".into(),
+        verdict,
+        explanation,
+        seed: 42,
+        duration_ms: 31_000.0,
+        timeline: vec![
+            Event { t_ms: 1.0, what: "workload started: 1 producer × 100/s, acks=all, idempotence true".into() },
+            Event { t_ms: 5_000.0, what: "inject: 1 fault(s) on leader=n1".into() },
+            Event { t_ms: 20_000.0, what: "heal".into() },
+            Event { t_ms: 30_000.0, what: "workload stopped".into() },
+        ],
+        targets: BTreeMap::from([("leader".to_string(), 1u8)]),
+        toxics: vec!["kafka-n1: chaos-0-downstream (latency downstream latency=200 jitter=50)".into()],
+        fidelity: Fidelity {
+            proven,
+            evidence: vec!["in place: 1 toxic on 1 proxy (read back from Toxiproxy)".into()],
+            problems: if proven { vec![] } else { vec!["toxic chaos-0-downstream missing on kafka-n1".into()] },
+        },
+        counts: Counts {
+            sends: h.sends.len(),
+            acked: h.acked(),
+            acked_during_fault: 1500,
+            reads: h.reads.len(),
+            final_reads: h.reads.len(),
+            ..Counts::default()
+        },
+        anomalies,
+        liveness: Some(live),
+        metrics: vec![],
+        history_file: Some(PathBuf::from(format!("histories/{family}.json"))),
+        node_logs: vec![PathBuf::from("nodes/x/node1/node1.log")],
+        startup_failures: vec![],
+    }
+}
+
+fn results(scenarios: Vec<ScenarioResult>) -> Results {
+    Results {
+        version: RESULTS_VERSION,
+        tool: "chronik-chaos 0.1.0".into(),
+        chronik: ChronikInfo { binary: PathBuf::from("chronik-server"), version: "Chronik Server v2.10.4".into() },
+        toxiproxy: "real toxiproxy-server 2.8.0".into(),
+        seed: 42,
+        started_at: "2026-11-26T12:00:00Z".into(),
+        finished_at: "2026-11-26T12:05:00Z".into(),
+        scenarios,
+    }
+}
+
+fn all_pass() -> Results {
+    results(vec![
+        scenario("client-latency", "latency", Verdict::Pass, 200_000, false, 0),
+        scenario("isolate-leader", "partition", Verdict::Pass, 2_000, true, 0),
+        scenario("slow-close", "slow-close", Verdict::Pass, 1_800, false, 0),
+    ])
+}
+
+fn mixed() -> Results {
+    let mut hang = scenario("pause-leader", "process", Verdict::Hang, 9_000_000, true, 0);
+    hang.startup_failures =
+        vec!["node 2 never became ready within 45 s; last log lines:\nINFO starting\nINFO This node is a follower"
+            .into()];
+    results(vec![
+        scenario("client-latency", "latency", Verdict::Pass, 200_000, false, 0),
+        scenario("cascading-failure", "process", Verdict::Fail, 9_000_000, true, 18),
+        scenario("bandwidth-throttle", "bandwidth", Verdict::Error, 1_500, false, 0),
+        hang,
+    ])
+}
+
+fn hostile() -> Results {
+    let mut a = scenario("<script>alert(1)</script>|x", "a]]>b", Verdict::Fail, 2_000, false, 3);
+    a.explanation = vec![
+        "Lost writes\n# Injected heading\n<img src=x onerror=alert(1)> [click](http://evil.example) @octocat ```"
+            .into(),
+        "control \x1b[31mred\x1b[0m \x07 bell ]]> and </details> and %0A::error::spoofed".into(),
+    ];
+    a.description = "- [ ] not a task | not a cell".into();
+    let mut b = scenario("`rm -rf /`", "x\"y'<z>&", Verdict::Hang, 2_000, false, 0);
+    b.startup_failures = vec!["```\n</details>\n<!-- comment\nlog line \x1b[1mbold\x1b[0m".into()];
+    results(vec![a, b])
+}
+
+/// 80 scenarios, half failing with long explanations and long start-up logs.
+fn oversized() -> Results {
+    let mut all = Vec::new();
+    for i in 0..80 {
+        let verdict = if i % 2 == 0 { Verdict::Fail } else { Verdict::Pass };
+        let mut s = scenario(&format!("scenario-{i:02}"), "bulk", verdict, 2_000, false, usize::from(i % 2 == 0));
+        if verdict == Verdict::Fail {
+            s.explanation.push(format!("A long reason {}", "with many words ".repeat(200)));
+            s.startup_failures = vec![(0..300).map(|l| format!("log line {l} of a start-up that hung\n")).collect()];
+        }
+        s.toxics = (0..40).map(|t| format!("raft-n1-to-n2: chaos-{t} (timeout upstream timeout=0)")).collect();
+        all.push(s);
+    }
+    results(all)
+}
+
+fn opts() -> RenderOptions {
+    RenderOptions { baseline: None, tolerance: 0.25, artifacts_url: None }
+}
+
+#[test]
+fn fixtures_are_the_committed_results_files() {
+    // The fixtures double as inputs for `chronik-chaos report` by hand.
+    for (name, r) in [("all-pass", all_pass()), ("mixed", mixed()), ("hostile", hostile())] {
+        let json = serde_json::to_string_pretty(&r).unwrap() + "\n";
+        expect_file![format!("fixtures/results-{name}.json")].assert_eq(&json);
+    }
+}
+
+#[test]
+fn markdown_all_pass() {
+    let md = markdown::render(&all_pass(), &opts(), GITHUB_COMMENT_LIMIT);
+    assert!(md.starts_with("# ✅ Chronik resilience: PASS — all 3 scenarios passed"));
+    expect_file!["snapshots/report-all-pass.md"].assert_eq(&md);
+}
+
+#[test]
+fn markdown_mixed_lists_failures_first() {
+    let md = markdown::render(&mixed(), &opts(), GITHUB_COMMENT_LIMIT);
+    assert!(md.starts_with("# ❌ Chronik resilience: FAIL — 3 of 4 scenarios did not pass"));
+    let pos = |needle: &str| md.find(needle).unwrap_or_else(|| panic!("{needle} missing"));
+    // In the table: FAIL, ERROR, HANG, then PASS.
+    assert!(pos("| cascading-failure |") < pos("| bandwidth-throttle |"));
+    assert!(pos("| bandwidth-throttle |") < pos("| pause-leader |"));
+    assert!(pos("| pause-leader |") < pos("| client-latency |"));
+    assert!(md.contains("| **18** |"), "lost writes are counted and stand out");
+    assert!(md.contains("```mermaid\nxychart-beta"));
+    expect_file!["snapshots/report-mixed.md"].assert_eq(&md);
+}
+
+#[test]
+fn markdown_hostile_text_cannot_inject() {
+    let md = markdown::render(&hostile(), &opts(), GITHUB_COMMENT_LIMIT);
+    for bad in ["<script", "<img", "[click](http", "\n# Injected", "@octocat", "\x1b", "\x07"] {
+        assert!(!md.contains(bad), "{bad:?} reached the report");
+    }
+    // Balanced outside code blocks (text inside a fence is inert): every <details> is closed.
+    let outside = outside_fences(&md);
+    assert_eq!(outside.matches("<details>").count(), outside.matches("</details>").count());
+    expect_file!["snapshots/report-hostile.md"].assert_eq(&md);
+}
+
+/// The lines of `md` that are not inside a fenced code block.
+fn outside_fences(md: &str) -> String {
+    let mut fence: Option<String> = None;
+    let mut out = String::new();
+    for line in md.lines() {
+        let ticks: String = line.chars().take_while(|&c| c == '`').collect();
+        match &fence {
+            Some(f) if line.trim_end() == f => fence = None,
+            Some(_) => {}
+            None if ticks.len() >= 3 => fence = Some(ticks),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    assert!(fence.is_none(), "a code fence was left open");
+    out
+}
+
+#[test]
+fn an_oversized_report_shrinks_under_the_limit_and_keeps_every_failure() {
+    let r = oversized();
+    let full = markdown::render_at(&r, &opts(), markdown::Detail::Full);
+    assert!(full.len() > GITHUB_COMMENT_LIMIT, "the fixture must really be oversized: {}", full.len());
+    let md = markdown::render(&r, &opts(), GITHUB_COMMENT_LIMIT);
+    assert!(md.len() <= GITHUB_COMMENT_LIMIT, "{} bytes", md.len());
+    assert!(md.contains("This report was shortened to fit"), "a notice says so");
+    for s in r.scenarios.iter().filter(|s| s.verdict == Verdict::Fail) {
+        assert!(md.contains(&format!("### ❌ {} — FAIL", s.name)), "{} is not listed", s.name);
+    }
+    let outside = outside_fences(&md);
+    assert_eq!(outside.matches("<details>").count(), outside.matches("</details>").count());
+    // A tighter limit still keeps the whole table (every scenario) and says it was cut.
+    let tight = markdown::render(&r, &opts(), 20_000);
+    assert!(tight.len() <= 20_000);
+    for s in &r.scenarios {
+        assert!(tight.contains(&format!("| {} |", s.name)), "{} missing from the table", s.name);
+    }
+}
+
+#[test]
+fn junit_snapshots() {
+    expect_file!["snapshots/junit-all-pass.xml"].assert_eq(&junit::render(&all_pass()));
+    expect_file!["snapshots/junit-mixed.xml"].assert_eq(&junit::render(&mixed()));
+    expect_file!["snapshots/junit-hostile.xml"].assert_eq(&junit::render(&hostile()));
+}
+
+/// Counts what a JUnit consumer sees, parsing with quick-xml (which rejects malformed XML).
+fn parse_counts(xml: &str) -> (usize, usize, usize, Vec<String>) {
+    use quick_xml::events::Event as X;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut tests, mut failures, mut errors, mut names) = (0, 0, 0, Vec::new());
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            X::Start(e) | X::Empty(e) => match e.name().as_ref() {
+                b"testcase" => {
+                    tests += 1;
+                    let name = e.try_get_attribute("name").unwrap().unwrap();
+                    names.push(name.normalized_value(quick_xml::XmlVersion::default()).unwrap().into_owned());
+                }
+                b"failure" => failures += 1,
+                b"error" => errors += 1,
+                _ => {}
+            },
+            X::Eof => break,
+            _ => {}
+        }
+    }
+    (tests, failures, errors, names)
+}
+
+#[test]
+fn junit_parses_back_with_the_right_counts() {
+    for (r, want) in [(all_pass(), (3, 0, 0)), (mixed(), (4, 1, 2)), (hostile(), (2, 1, 1)), (oversized(), (80, 40, 0))]
+    {
+        let xml = junit::render(&r);
+        let (t, f, e, names) = parse_counts(&xml);
+        assert_eq!((t, f, e), want);
+        let c = junit::counts(&r);
+        assert_eq!((c.tests, c.failures, c.errors), want);
+        // Names survive escaping (minus control characters, which XML cannot carry).
+        let expected: Vec<String> = r.scenarios.iter().map(|s| report::escape::xml_text(&s.name)).collect();
+        assert_eq!(names, expected);
+    }
+}
+
+/// Parses the JUnit with Python's `junitparser` (installed by `.ci/run`); skips with a notice
+/// when it is not installed, unless `CHRONIK_CHAOS_REQUIRE_JUNITPARSER=1` (set by `.ci/run`).
+#[test]
+fn junit_loads_in_junitparser() {
+    let script = r#"
+import sys, json
+from junitparser import JUnitXml, Failure, Error
+xml = JUnitXml.fromfile(sys.argv[1])
+tests = failures = errors = 0
+for suite in xml:
+    for case in suite:
+        tests += 1
+        failures += sum(isinstance(r, Failure) for r in case.result)
+        errors += sum(isinstance(r, Error) for r in case.result)
+print(json.dumps([tests, failures, errors, xml.tests, xml.failures, xml.errors]))
+"#;
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import junitparser"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !have {
+        assert!(
+            std::env::var("CHRONIK_CHAOS_REQUIRE_JUNITPARSER").as_deref() != Ok("1"),
+            "junitparser is required here but not installed"
+        );
+        eprintln!("skipped: python3 with junitparser is not installed (pip install junitparser)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (r, want) in [(all_pass(), [3, 0, 0]), (mixed(), [4, 1, 2]), (hostile(), [2, 1, 1])] {
+        let path = dir.path().join("junit.xml");
+        std::fs::write(&path, junit::render(&r)).unwrap();
+        let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got: Vec<usize> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(&got[..3], &want, "per-case results");
+        assert_eq!(&got[3..], &want, "suite totals");
+    }
+}
+
+#[test]
+fn baseline_deltas_mark_regressions_beyond_the_tolerance() {
+    let base = results(vec![
+        scenario("client-latency", "latency", Verdict::Pass, 200_000, false, 0),
+        scenario("isolate-leader", "partition", Verdict::Pass, 2_000, false, 0),
+        scenario("gone", "x", Verdict::Pass, 2_000, false, 0),
+    ]);
+    let now = results(vec![
+        // 210 ms vs 200 ms: within 25 %.
+        scenario("client-latency", "latency", Verdict::Pass, 210_000, false, 0),
+        // An outage appeared and the verdict got worse.
+        scenario("isolate-leader", "partition", Verdict::Hang, 2_000, true, 0),
+        scenario("new-one", "x", Verdict::Pass, 2_000, false, 0),
+    ]);
+    let d = report::baseline::compare(&now, &base, 0.25);
+    assert_eq!(d.len(), 4);
+    assert!(d[0].regressions.is_empty(), "{:?}", d[0].regressions);
+    assert!(d[1].regressions.iter().any(|r| r == "verdict PASS → HANG"), "{:?}", d[1].regressions);
+    assert!(d[1].regressions.iter().any(|r| r.starts_with("longest unavailability")), "{:?}", d[1].regressions);
+    assert_eq!((d[2].was, d[2].now), (None, Some(Verdict::Pass)));
+    assert_eq!((d[3].was, d[3].now), (Some(Verdict::Pass), None));
+    // With a tolerance of 1 % the latency change counts.
+    let strict = report::baseline::compare(&now, &base, 0.01);
+    assert!(strict[0].regressions.iter().any(|r| r.starts_with("p99 under fault")), "{:?}", strict[0].regressions);
+    let md = markdown::render(
+        &now,
+        &RenderOptions { baseline: Some(base), tolerance: 0.25, artifacts_url: None },
+        GITHUB_COMMENT_LIMIT,
+    );
+    assert!(md.contains("## Compared with baseline"));
+    assert!(md.contains("**⚠️ 1 scenario(s) regressed**"));
+    expect_file!["snapshots/report-baseline.md"].assert_eq(&md);
+}
+
+#[test]
+fn plots_shade_the_fault_window_and_draw_both_panels() {
+    let r = mixed();
+    let s = &r.scenarios[1];
+    let svg = report::plot::scenario_svg(s).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
+    assert!(svg.contains("cascading-failure — FAIL"));
+    // The fault window: a translucent red rectangle in each panel.
+    assert_eq!(svg.matches(r##"opacity="0.15" fill="#DC3C3C""##).count(), 3, "two panels and the legend");
+    assert!(svg.matches("<polyline").count() >= 3, "p50, p99 and throughput lines");
+    assert!(svg.contains("latency (ms, log)") && svg.contains("acked writes/s"));
+    let chart = report::plot::mermaid(s).unwrap();
+    assert!(chart.contains("title \"Acked writes/s over time, fault 5–20 s\""), "{chart}");
+    assert_eq!(report::plot::file_name(0, &hostile().scenarios[0]), "01-script-alert-1-script-x.svg");
+}
+
+#[test]
+fn the_report_command_writes_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let results_path = dir.path().join("results.json");
+    mixed().write(&results_path).unwrap();
+    let summary = dir.path().join("summary.md");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chronik-chaos"))
+        .args(["report", "--results"])
+        .arg(&results_path)
+        .arg("--step-summary")
+        .arg(&summary)
+        .arg("--annotations")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["junit.xml", "report.md", "plots/01-client-latency.svg", "plots/04-pause-leader.svg"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), md + "\n");
+    let errors: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::error ")).collect();
+    assert_eq!(errors.len(), 3, "{stdout}");
+    assert!(errors[0].starts_with("::error title=chaos scenario cascading-failure FAIL::Safety violated"));
+
+    // A results file of another version is refused with exit 2 and says why.
+    std::fs::write(&results_path, r#"{"version": 99}"#).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chronik-chaos"))
+        .args(["report", "--results"])
+        .arg(&results_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("results version 99"));
+}
