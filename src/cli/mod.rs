@@ -2,6 +2,7 @@
 
 mod chaos;
 mod cluster;
+mod comment;
 mod toxiproxy;
 
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ pub enum Command {
     Cluster(cluster::ClusterCommand),
     /// Run the chaos scenarios against a Chronik binary; write results.json.
     Chaos(chaos::ChaosArgs),
+    /// Post the Markdown report as the pull request's sticky comment (skips, exit 0, on forks).
+    Comment(comment::CommentArgs),
 }
 
 /// Where `start` records the server it started, so other shells can find it.
@@ -65,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Toxiproxy(cmd) => toxiproxy::run(cmd).await,
         Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Chaos(args) => chaos::run(args).await,
+        Command::Comment(args) => comment::run(args).await,
     }
 }
 
