@@ -1,5 +1,6 @@
 //! Tidy checks for repository conventions: `//!` headers, the code map kept true, a thin
-//! xtask, and the README's test command being the one CI runs.
+//! xtask, the README's test command being the one CI runs, and the workflows in the docs passing
+//! actionlint (when it is installed).
 
 use std::path::{Path, PathBuf};
 
@@ -86,5 +87,44 @@ fn ci_runs_the_readme_test_command() {
     assert!(
         ci.lines().any(|l| l.trim().starts_with(command)),
         "`.ci/run` must run the README's test command `{command}`"
+    );
+}
+
+#[test]
+fn docs_workflow_examples_pass_actionlint() {
+    let doc = std::fs::read_to_string(root().join("docs/github.md")).unwrap();
+    let workflows: Vec<&str> = doc
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.starts_with("name:"))
+        .collect();
+    assert!(workflows.len() >= 3, "docs/github.md shows the workflows it documents");
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join(".github/workflows");
+    std::fs::create_dir_all(&wf).unwrap();
+    let files: Vec<PathBuf> = workflows
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let f = wf.join(format!("example-{i}.yml"));
+            std::fs::write(&f, w).unwrap();
+            f
+        })
+        .collect();
+    let out =
+        match std::process::Command::new("actionlint").arg("-no-color").args(&files).current_dir(dir.path()).output() {
+            Ok(out) => out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("skipped: actionlint is not on PATH (.ci/run installs it from .ci/requirements.txt)");
+                return;
+            }
+            Err(e) => panic!("running actionlint: {e}"),
+        };
+    assert!(
+        out.status.success(),
+        "actionlint on the workflows in docs/github.md:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

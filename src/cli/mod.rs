@@ -3,6 +3,7 @@
 mod chaos;
 mod cluster;
 mod report;
+mod comment;
 mod toxiproxy;
 
 use std::path::PathBuf;
@@ -43,6 +44,8 @@ pub enum Command {
     /// Render junit.xml, report.md and SVG plots from a results.json (optionally against a
     /// baseline results.json); in GitHub Actions also the step summary and annotations.
     Report(report::ReportArgs),
+    /// Post the Markdown report as the pull request's sticky comment (skips, exit 0, on forks).
+    Comment(comment::CommentArgs),
 }
 
 /// Where `start` records the server it started, so other shells can find it.
@@ -70,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Chaos(args) => chaos::run(args).await,
         Command::Report(args) => report::run(args).await,
+        Command::Comment(args) => comment::run(args).await,
     }
 }
 
