@@ -566,7 +566,7 @@ async fn standin_read_only_token_is_skipped_with_a_notice_and_exit_0() {
     assert!(notice.contains("workflow_run") && notice.contains("job summary"), "{notice}");
     assert_eq!(paths(&gh.writes()), ["POST /repos/acme/chaos/issues/7/comments"]);
     assert!(gh.comments().is_empty());
-    assert_eq!(std::fs::read_to_string(&summary).unwrap(), "# Chaos report\n100% of writes acknowledged\n");
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), "# Chaos report\n100% of writes acknowledged\n\n");
 }
 
 #[tokio::test]

@@ -8,6 +8,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::{EXIT_OK, EXIT_SCENARIO_FAILURES};
+use crate::github::comment::{CommentConfig, Mode};
+use crate::github::{ContextInputs, GithubContext};
+use crate::report::escape::workflow_data;
 use crate::results::{ChronikInfo, Results, RESULTS_VERSION};
 use crate::runner::{self, SuiteConfig};
 use crate::scenario::{self, Scenario};
@@ -18,7 +21,7 @@ use crate::verdict::Verdict;
 #[derive(Debug, clap::Args)]
 pub struct ChaosArgs {
     /// The chronik-server binary to test.
-    #[arg(long, env = "CHRONIK_BIN", value_name = "PATH", required_unless_present = "list")]
+    #[arg(long, env = "CHRONIK_BIN", value_name = "PATH", required_unless_present_any = ["list", "dry_run"])]
     pub chronik_bin: Option<PathBuf>,
     /// Run only this scenario (repeatable; default: all).
     #[arg(long = "scenario", value_name = "NAME")]
@@ -56,8 +59,91 @@ pub struct ChaosArgs {
     /// List the scenarios (built-in and from --scenarios-file) and exit.
     #[arg(long)]
     pub list: bool,
+    /// Check the scenario selection, scenario files, output directory and Toxiproxy choice,
+    /// print what would run, and exit (0 when a run could start, 2 otherwise). Needs no Chronik.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Which verdicts make the exit code 1: any (FAIL, HANG or ERROR), safety (FAIL only),
+    /// never (exit 0 whatever the verdicts; harness errors still exit 2).
+    #[arg(long, value_enum, default_value_t = FailOn::Any)]
+    pub fail_on: FailOn,
+    /// The pull request's sticky comment: auto (always when running in a GitHub Actions
+    /// pull-request workflow, else never), always, on-failure, never. Token, repository and
+    /// pull request come from GITHUB_TOKEN, GITHUB_REPOSITORY and GITHUB_EVENT_PATH; see
+    /// `chronik-chaos comment --help`. A comment that cannot be posted is a warning, never a
+    /// change of the exit code.
+    #[arg(long, value_enum, default_value_t = CommentChoice::Auto)]
+    pub comment: CommentChoice,
     #[command(flatten)]
     pub report: super::report::ReportFlags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CommentChoice {
+    Auto,
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl CommentChoice {
+    /// The comment mode, with `auto` decided from the Actions environment.
+    fn mode(self, in_pr_workflow: bool) -> Mode {
+        match self {
+            CommentChoice::Auto if in_pr_workflow => Mode::Always,
+            CommentChoice::Auto | CommentChoice::Never => Mode::Never,
+            CommentChoice::Always => Mode::Always,
+            CommentChoice::OnFailure => Mode::OnFailure,
+        }
+    }
+}
+
+/// Whether this process runs in a GitHub Actions workflow triggered by a pull request.
+fn in_pr_workflow() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+        && std::env::var("GITHUB_EVENT_NAME").is_ok_and(|e| e.starts_with("pull_request"))
+}
+
+/// Posts the report as the PR comment when the mode says so; problems become warnings.
+async fn comment(results: &Results, markdown: &str, choice: CommentChoice) {
+    let mode = choice.mode(in_pr_workflow());
+    if mode == Mode::Never {
+        return;
+    }
+    let failed = results.worst() != Verdict::Pass;
+    let ctx = match GithubContext::resolve(&ContextInputs::from_env()) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            println!("::warning title=chronik-chaos PR comment::{}", workflow_data(&format!("no comment: {e}")));
+            return;
+        }
+    };
+    let cfg = CommentConfig { mode, ..CommentConfig::default() };
+    // The step summary already holds the report (written with the other reports).
+    if let Err(e) = super::comment::post(&ctx, &cfg, markdown, failed, None).await {
+        println!("::warning title=chronik-chaos PR comment::{}", workflow_data(&format!("{e:#}")));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Any,
+    Safety,
+    Never,
+}
+
+/// The exit code for a finished run.
+pub fn exit_code(results: &Results, fail_on: FailOn) -> u8 {
+    let failed = match fail_on {
+        FailOn::Any => results.worst() != Verdict::Pass,
+        FailOn::Safety => results.scenarios.iter().any(|s| s.verdict == Verdict::Fail),
+        FailOn::Never => false,
+    };
+    if failed {
+        EXIT_SCENARIO_FAILURES
+    } else {
+        EXIT_OK
+    }
 }
 
 pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
@@ -69,6 +155,27 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_OK));
     }
     let chosen = scenario::select(&catalogue, &args.scenarios).map_err(|e| anyhow::anyhow!(e))?;
+    if args.dry_run {
+        let out = std::path::absolute(&args.out).unwrap_or(args.out.clone());
+        check_writable(&out)?;
+        let toxiproxy = launcher::locate(args.toxiproxy_bin.as_deref())?;
+        if let Some(b) = &args.report.baseline {
+            Results::read(b).map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
+        }
+        println!(
+            "would run {} scenario(s): {}",
+            chosen.len(),
+            chosen.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        match toxiproxy {
+            launcher::ServerChoice::Real { bin, found_by } => {
+                println!("toxiproxy: real toxiproxy-server {} (from {found_by})", bin.display())
+            }
+            launcher::ServerChoice::Embedded => println!("toxiproxy: the embedded server (no toxiproxy-server found)"),
+        }
+        println!("output: {}", out.display());
+        return Ok(ExitCode::from(EXIT_OK));
+    }
     let bin = args.chronik_bin.clone().context("--chronik-bin is required")?;
     if !bin.is_file() {
         bail!(
@@ -156,8 +263,9 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("results: {}", out.join("results.json").display());
-    super::report::render(&results, &out, &args.report)?;
-    Ok(ExitCode::from(if results.worst() == Verdict::Pass { EXIT_OK } else { EXIT_SCENARIO_FAILURES }))
+    let markdown = super::report::render(&results, &out, &args.report)?;
+    comment(&results, &markdown, args.comment).await;
+    Ok(ExitCode::from(exit_code(&results, args.fail_on)))
 }
 
 /// Built-ins plus every `--scenarios-file`; a name defined twice is an error.
@@ -197,6 +305,49 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
+/// One progress line: on a terminal, a short clock and the line; otherwise (CI logs, files) a
+/// full RFC 3339 timestamp so lines from different machines can be lined up.
 fn progress(line: &str) {
-    println!("{} {line}", now());
+    use std::io::IsTerminal;
+    let stamp = now();
+    if std::io::stdout().is_terminal() {
+        // `2026-11-26T14:03:31Z` → `14:03:31`
+        println!("{} {line}", stamp.get(11..19).unwrap_or(&stamp));
+    } else {
+        println!("{stamp} {line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(verdicts: &[Verdict]) -> Results {
+        let json = include_str!("../../tests/fixtures/results-all-pass.json");
+        let mut r: Results = serde_json::from_str(json).unwrap();
+        let template = r.scenarios[0].clone();
+        r.scenarios =
+            verdicts.iter().map(|&v| crate::results::ScenarioResult { verdict: v, ..template.clone() }).collect();
+        r
+    }
+
+    #[test]
+    fn auto_comments_only_in_a_pull_request_workflow() {
+        assert_eq!(CommentChoice::Auto.mode(true), Mode::Always);
+        assert_eq!(CommentChoice::Auto.mode(false), Mode::Never);
+        assert_eq!(CommentChoice::OnFailure.mode(false), Mode::OnFailure);
+        assert_eq!(CommentChoice::Never.mode(true), Mode::Never);
+    }
+
+    #[test]
+    fn fail_on_decides_the_exit_code() {
+        let hang = with(&[Verdict::Pass, Verdict::Hang]);
+        let fail = with(&[Verdict::Fail, Verdict::Pass]);
+        let pass = with(&[Verdict::Pass]);
+        assert_eq!(exit_code(&hang, FailOn::Any), EXIT_SCENARIO_FAILURES);
+        assert_eq!(exit_code(&hang, FailOn::Safety), EXIT_OK);
+        assert_eq!(exit_code(&fail, FailOn::Safety), EXIT_SCENARIO_FAILURES);
+        assert_eq!(exit_code(&fail, FailOn::Never), EXIT_OK);
+        assert_eq!(exit_code(&pass, FailOn::Any), EXIT_OK);
+    }
 }

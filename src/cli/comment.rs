@@ -1,7 +1,6 @@
 //! `chronik-chaos comment`: posts the Markdown report as the pull request's sticky comment, or
 //! says why it did not and puts the report in the job summary instead.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +10,8 @@ use anyhow::Context;
 use super::EXIT_OK;
 use crate::github::comment::{self, CommentConfig, CommentOutcome, Mode, RetryPolicy, SkipReason};
 use crate::github::{ContextInputs, GithubContext};
-use crate::report::fit::{fit_markdown, STEP_SUMMARY_LIMIT};
+use crate::report::actions::append_step_summary;
+use crate::report::escape::workflow_data;
 
 const AFTER_HELP: &str = "\
 Which comment is ours: the one carrying the hidden marker <!-- chronik-chaos:report --> (or
@@ -108,20 +108,30 @@ pub async fn run(args: CommentArgs) -> anyhow::Result<ExitCode> {
             ..defaults
         },
     };
-    let outcome = comment::upsert(&ctx, &cfg, &report, args.failed, &|line| println!("{line}")).await?;
-    match outcome {
+    let summary = args.step_summary.as_deref().filter(|p| !p.is_empty()).map(Path::new);
+    post(&ctx, &cfg, &report, args.failed, summary).await?;
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+/// Upserts the comment and prints what happened; on a skip that leaves the report unseen,
+/// appends it to `step_summary` (when given) and prints a `::notice::`. Shared with `chaos`.
+pub(super) async fn post(
+    ctx: &GithubContext,
+    cfg: &CommentConfig,
+    report: &str,
+    failed: bool,
+    step_summary: Option<&Path>,
+) -> anyhow::Result<()> {
+    match comment::upsert(ctx, cfg, report, failed, &|line| println!("{line}")).await? {
         CommentOutcome::Created { id, url, deleted } => {
             println!("comment {id} created: {}{}", url.unwrap_or_default(), deleted_note(&deleted));
         }
         CommentOutcome::Updated { id, url, deleted } => {
             println!("comment {id} updated: {}{}", url.unwrap_or_default(), deleted_note(&deleted));
         }
-        CommentOutcome::Skipped { reason } => {
-            let summary = args.step_summary.as_deref().filter(|p| !p.is_empty()).map(Path::new);
-            skipped(&reason, &report, summary)?
-        }
+        CommentOutcome::Skipped { reason } => skipped(&reason, report, step_summary)?,
     }
-    Ok(ExitCode::from(EXIT_OK))
+    Ok(())
 }
 
 fn deleted_note(deleted: &[u64]) -> String {
@@ -141,57 +151,10 @@ fn skipped(reason: &SkipReason, report: &str, step_summary: Option<&Path>) -> an
     }
     let mut notice = reason.to_string();
     if let Some(path) = step_summary {
-        append_step_summary(path, report)?;
+        append_step_summary(path, report)
+            .with_context(|| format!("cannot write the job summary {} (GITHUB_STEP_SUMMARY)", path.display()))?;
         notice.push_str("; the report is in the job summary");
     }
-    println!("::notice::{}", workflow_escape(&notice));
+    println!("::notice::{}", workflow_data(&notice));
     Ok(())
-}
-
-/// Appends `report` to the step summary, cut so that the file stays within GitHub's limit.
-fn append_step_summary(path: &Path, report: &str) -> anyhow::Result<()> {
-    let used = std::fs::metadata(path).map(|m| m.len() as usize).unwrap_or(0);
-    let room = STEP_SUMMARY_LIMIT.saturating_sub(used + 1);
-    let text = fit_markdown(report, room);
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open the job summary {} (GITHUB_STEP_SUMMARY)", path.display()))?;
-    let sep = if used > 0 { "\n" } else { "" };
-    write!(file, "{sep}{text}")
-        .with_context(|| format!("cannot write the job summary {} (GITHUB_STEP_SUMMARY)", path.display()))
-}
-
-/// Escapes a workflow command's message: `%`, `\r` and `\n` as `%25`, `%0D` and `%0A`.
-pub fn workflow_escape(message: &str) -> String {
-    message.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn workflow_messages_are_escaped() {
-        let check = |input: &str, expected: &str| assert_eq!(workflow_escape(input), expected);
-        check("plain", "plain");
-        check("100% done", "100%25 done");
-        check("a\r\nb\nc", "a%0D%0Ab%0Ac");
-        check("%0A literal", "%250A literal");
-    }
-
-    #[test]
-    fn step_summary_is_appended_within_the_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("summary.md");
-        std::fs::write(&path, "# Earlier step\n").unwrap();
-        append_step_summary(&path, "# Report\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "# Earlier step\n\n# Report\n");
-        let huge = "row\n".repeat(STEP_SUMMARY_LIMIT / 2);
-        append_step_summary(&path, &huge).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.len() <= STEP_SUMMARY_LIMIT, "{}", text.len());
-        assert!(text.trim_end().ends_with("among the run's artifacts."), "cut with a notice");
-    }
 }

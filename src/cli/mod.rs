@@ -2,8 +2,8 @@
 
 mod chaos;
 mod cluster;
-mod report;
 mod comment;
+mod report;
 mod toxiproxy;
 
 use std::path::PathBuf;

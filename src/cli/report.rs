@@ -38,6 +38,10 @@ pub struct ReportFlags {
     /// Append the report to this step-summary file (default: $GITHUB_STEP_SUMMARY when set).
     #[arg(long, env = "GITHUB_STEP_SUMMARY", value_name = "FILE")]
     pub step_summary: Option<PathBuf>,
+    /// Append the outputs verdict, passed, failed, junit, report and results to this file
+    /// (default: $GITHUB_OUTPUT when set).
+    #[arg(long, env = "GITHUB_OUTPUT", value_name = "FILE")]
+    pub github_output: Option<PathBuf>,
     /// Print `::error` workflow commands for scenarios that did not pass (default: when
     /// $GITHUB_ACTIONS is `true`).
     #[arg(long)]
@@ -51,8 +55,9 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(EXIT_OK))
 }
 
-/// Renders every report for `results` into `out` and, when asked, the Actions outputs.
-pub fn render(results: &Results, out: &Path, flags: &ReportFlags) -> anyhow::Result<()> {
+/// Renders every report for `results` into `out` and, when asked, the Actions outputs;
+/// returns the Markdown (already fitted to GitHub's comment limit).
+pub fn render(results: &Results, out: &Path, flags: &ReportFlags) -> anyhow::Result<String> {
     if !(0.0..=100.0).contains(&flags.tolerance) {
         anyhow::bail!("--tolerance {} is out of range: give a fraction such as 0.25 for 25 %", flags.tolerance);
     }
@@ -75,10 +80,14 @@ pub fn render(results: &Results, out: &Path, flags: &ReportFlags) -> anyhow::Res
             .with_context(|| format!("appending to the step summary {}", path.display()))?;
         println!("step summary: {n} bytes appended to {}", path.display());
     }
+    if let Some(path) = &flags.github_output {
+        actions::write_outputs(path, results, out)
+            .with_context(|| format!("appending outputs to {}", path.display()))?;
+    }
     if flags.annotations || std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
         for a in actions::annotations(results) {
             println!("{a}");
         }
     }
-    Ok(())
+    Ok(rendered.markdown)
 }

@@ -56,7 +56,7 @@ impl BuildArgs {
     /// The chronik-server binary to use: `--chronik-bin` as is, else built from `--chronik-dir`.
     pub fn resolve(&self, sh: &Shell) -> anyhow::Result<PathBuf> {
         if let Some(bin) = &self.chronik_bin {
-            let bin = absolute(bin);
+            let bin = crate::absolute(bin);
             if !bin.is_file() {
                 bail!(
                     "--chronik-bin {} is not a file; pass a built chronik-server, or --chronik-dir to build one",
@@ -72,15 +72,7 @@ impl BuildArgs {
                  e.g. `git clone https://github.com/lspecian/chronik-stream ../chronik-stream`) or --chronik-bin PATH"
             );
         };
-        build(sh, &absolute(dir), self.profile)
-    }
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        build(sh, &crate::absolute(dir), self.profile)
     }
 }
 

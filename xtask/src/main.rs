@@ -1,6 +1,7 @@
 //! `cargo xtask`: thin entry points that build the `chronik-chaos` binary with cargo and hand off to it.
 
 mod bench;
+mod chaos;
 mod chronik;
 mod cluster;
 mod toxiproxy;
@@ -20,6 +21,8 @@ struct Xtask {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Build Chronik, run the chaos suite on a cluster behind Toxiproxy, write the reports.
+    Chaos(chaos::Chaos),
     /// Start, inspect, reset or stop a Toxiproxy server (replaces test_toxiproxy_setup.sh).
     Toxiproxy(toxiproxy::Toxiproxy),
     /// Start, inspect or stop a Chronik cluster wired through proxies (replaces tests/cluster/*.sh).
@@ -41,6 +44,7 @@ fn main() -> std::process::ExitCode {
     };
     sh.change_dir(project_root());
     let result = match xtask.task {
+        Task::Chaos(c) => c.run(&sh),
         Task::Toxiproxy(t) => t.run(&sh),
         Task::Cluster(c) => c.run(&sh),
         Task::Chronik(c) => c.run(&sh),
@@ -60,6 +64,15 @@ fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
 }
 
+/// `p` made absolute against the directory cargo xtask was started from.
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
 /// The cargo target directory (honours `CARGO_TARGET_DIR`).
 fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
@@ -68,11 +81,19 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// Builds the release `chronik-chaos` binary and returns its path.
+/// Builds the `chronik-chaos` binary and returns its path: release by default, the dev
+/// profile when `CHRONIK_CHAOS_PROFILE=dev` (the end-to-end test uses it to reuse the test build).
 fn build_chaos_binary(sh: &Shell) -> anyhow::Result<PathBuf> {
-    eprintln!("xtask: building chronik-chaos (release)");
-    cmd!(sh, "cargo build --release --package chronik-chaos --bin chronik-chaos").run()?;
-    Ok(target_dir().join("release").join("chronik-chaos"))
+    let dev = std::env::var("CHRONIK_CHAOS_PROFILE").is_ok_and(|p| p == "dev");
+    if dev {
+        eprintln!("xtask: building chronik-chaos (dev profile, CHRONIK_CHAOS_PROFILE=dev)");
+        cmd!(sh, "cargo build --package chronik-chaos --bin chronik-chaos").run()?;
+        Ok(target_dir().join("debug").join("chronik-chaos"))
+    } else {
+        eprintln!("xtask: building chronik-chaos (release)");
+        cmd!(sh, "cargo build --release --package chronik-chaos --bin chronik-chaos").run()?;
+        Ok(target_dir().join("release").join("chronik-chaos"))
+    }
 }
 
 /// Runs the binary with `args`, passing its exit code through.
