@@ -9,6 +9,7 @@ pub mod github;
 pub mod history;
 pub mod liveness;
 pub mod os;
+pub mod partition_reader;
 pub mod process;
 pub mod report;
 pub mod results;

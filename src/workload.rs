@@ -11,10 +11,11 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::history::{value_of, FinalRead, Outcome, Read, Send};
+use crate::partition_reader::PartitionReader;
 
 /// What the workload does.
 #[derive(Clone, Debug)]
@@ -158,9 +159,8 @@ impl Workload {
             let producer: FutureProducer = c.create().map_err(|e| format!("producer {p}: {e}"))?;
             tasks.push(tokio::spawn(produce_loop(p, producer, cfg.clone(), recorder.clone(), stop.clone())));
         }
-        let consumer = fresh_consumer(cfg, "live")?;
-        assign_from_beginning(&consumer, cfg)?;
-        tasks.push(tokio::spawn(consume_loop(consumer, recorder.clone(), stop.clone())));
+        let reader = reader(cfg, "live")?;
+        tasks.push(tokio::spawn(consume_loop(reader, recorder.clone(), stop.clone())));
         Ok(Workload { stop, tasks, recorder })
     }
 
@@ -242,28 +242,17 @@ pub fn classify(e: &KafkaError) -> Outcome {
     }
 }
 
-fn fresh_consumer(cfg: &WorkloadConfig, role: &str) -> Result<BaseConsumer, String> {
-    let mut c = cfg.client();
-    // Partitions are assigned explicitly; the group id is never used for coordination.
-    c.set("group.id", format!("chronik-chaos-{role}-{}", fastrand::u64(..)))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", "earliest");
-    c.create().map_err(|e| format!("{role} consumer: {e}"))
+/// A reader of every partition from the beginning with no consumer group (see
+/// `partition_reader.rs` for why not `assign`).
+fn reader(cfg: &WorkloadConfig, role: &str) -> Result<PartitionReader, String> {
+    let partitions: Vec<i32> = (0..cfg.partitions).collect();
+    PartitionReader::start(cfg.client(), &cfg.topic, &partitions).map_err(|e| format!("{role} reader: {e}"))
 }
 
-fn assign_from_beginning(consumer: &BaseConsumer, cfg: &WorkloadConfig) -> Result<(), String> {
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..cfg.partitions {
-        tpl.add_partition_offset(&cfg.topic, p, Offset::Beginning).map_err(|e| e.to_string())?;
-    }
-    consumer.assign(&tpl).map_err(|e| format!("assigning partitions: {e}"))
-}
-
-async fn consume_loop(consumer: BaseConsumer, rec: Arc<Recorder>, stop: CancellationToken) {
-    let consumer = Arc::new(consumer);
+async fn consume_loop(reader: PartitionReader, rec: Arc<Recorder>, stop: CancellationToken) {
+    let reader = Arc::new(reader);
     while !stop.is_cancelled() {
-        let (c, r) = (consumer.clone(), rec.clone());
+        let (c, r) = (reader.clone(), rec.clone());
         let batch = tokio::task::spawn_blocking(move || poll_batch(&c, &r, false, Duration::from_millis(100)).0).await;
         if batch.is_err() {
             break;
@@ -274,21 +263,21 @@ async fn consume_loop(consumer: BaseConsumer, rec: Arc<Recorder>, stop: Cancella
 /// Polls up to 500 messages (or until `wait` passes without one); records them. Returns the
 /// places read and the first error, if any.
 fn poll_batch(
-    consumer: &BaseConsumer,
+    reader: &PartitionReader,
     rec: &Recorder,
     final_read: bool,
     wait: Duration,
 ) -> (Vec<(i32, i64)>, Option<String>) {
     let mut seen = Vec::new();
     for _ in 0..500 {
-        match consumer.poll(wait) {
-            Some(Ok(m)) => {
-                let value = m.payload().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
-                rec.read(Read { partition: m.partition(), offset: m.offset(), value, at_us: rec.now_us(), final_read });
-                seen.push((m.partition(), m.offset()));
+        match reader.poll(wait) {
+            Ok(Some((partition, offset, payload))) => {
+                let value = String::from_utf8_lossy(&payload).into_owned();
+                rec.read(Read { partition, offset, value, at_us: rec.now_us(), final_read });
+                seen.push((partition, offset));
             }
-            Some(Err(e)) => return (seen, Some(e.to_string())),
-            None => break,
+            Ok(None) => break,
+            Err(e) => return (seen, Some(e)),
         }
     }
     (seen, None)
@@ -302,8 +291,7 @@ pub async fn final_read(
     targets: BTreeMap<i32, i64>,
     deadline: Duration,
 ) -> Result<FinalRead, String> {
-    let consumer = Arc::new(fresh_consumer(cfg, "final")?);
-    assign_from_beginning(&consumer, cfg)?;
+    let consumer = Arc::new(reader(cfg, "final")?);
     let started = Instant::now();
     let mut reached: BTreeMap<i32, i64> = BTreeMap::new();
     let mut errors: Vec<String> = Vec::new();

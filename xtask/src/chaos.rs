@@ -14,15 +14,7 @@ use crate::chronik::BuildArgs;
 pub const CHRONIK_REPO: &str = "https://github.com/lspecian/chronik-stream";
 pub const CHRONIK_PINNED_REF: &str = "v2.10.4";
 
-/// Run the chaos suite against Chronik and write junit.xml, report.md, results.json, plots
-/// and node logs to --out.
-///
-/// Order of work: the scenario selection, scenario files, output directory and Toxiproxy
-/// choice are checked first (seconds), then Chronik is built (a cold build takes tens of
-/// minutes), then every scenario runs on a fresh three-node cluster behind Toxiproxy.
-///
-/// Exit codes: 0 every scenario passed; 1 a scenario FAILed, HUNG or ERRORed (reports are
-/// written); 2 the harness could not run (bad input, build failure, ports taken).
+/// Flags of `cargo xtask chaos` (its help text is on `Task::Chaos` in main.rs).
 #[derive(Debug, Args)]
 pub struct Chaos {
     #[command(flatten)]
@@ -52,8 +44,8 @@ pub struct Chaos {
     /// An earlier results.json to compare against (deltas and regressions in the report).
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
-    /// PR comment in a GitHub pull-request workflow: auto (always when GITHUB_TOKEN and a PR
-    /// are present, else never), always, on-failure, never.
+    /// The pull request's sticky comment: auto (always inside a GitHub Actions pull-request
+    /// workflow, never elsewhere), always, on-failure, never.
     #[arg(long, default_value = "auto", value_name = "MODE")]
     comment: String,
     /// List the scenarios and exit (no Chronik needed).

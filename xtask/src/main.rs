@@ -22,6 +22,15 @@ struct Xtask {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Build Chronik, run the chaos suite on a cluster behind Toxiproxy, write the reports.
+    ///
+    /// Order of work: the scenario selection, scenario files, output directory and Toxiproxy
+    /// choice are checked first (seconds); then Chronik is built (a cold build takes tens of
+    /// minutes); then every scenario runs on a fresh three-node cluster behind Toxiproxy; then
+    /// everything is torn down and junit.xml, report.md, results.json, plots/, histories and
+    /// node logs are written to --out.
+    ///
+    /// Exit codes: 0 every scenario passed; 1 a scenario FAILed, HUNG or ERRORed (the reports
+    /// are written); 2 the harness could not run (bad input, build failure, ports taken).
     Chaos(chaos::Chaos),
     /// Start, inspect, reset or stop a Toxiproxy server (replaces test_toxiproxy_setup.sh).
     Toxiproxy(toxiproxy::Toxiproxy),
