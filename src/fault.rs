@@ -242,6 +242,48 @@ async fn read_back(cluster: &Cluster, placements: &[Placement], present: bool) -
     )])
 }
 
+/// The OS view of the faulted proxies, read from `/proc` after the fault settled: which of
+/// them carried an established TCP connection from their client — the source node's process
+/// for a Raft/WAL link, this process (the workload) for a client-facing Kafka proxy. Evidence
+/// that the fault sits on a path in use; an idle link is not a problem (it is reported).
+pub fn os_view(
+    plan: &Plan,
+    placements: &[Placement],
+    pid_of_node: &dyn Fn(u8) -> Option<u32>,
+    sockets_of: &dyn Fn(u32) -> Vec<os::TcpSocket>,
+) -> Vec<String> {
+    let proxies: BTreeSet<&str> = placements.iter().map(|p| p.proxy.as_str()).collect();
+    if proxies.is_empty() {
+        return Vec::new();
+    }
+    let mut carrying = Vec::new();
+    let mut idle = Vec::new();
+    for name in &proxies {
+        let Some(proxy) = plan.proxies.iter().find(|p| p.name == *name) else { continue };
+        let pid = match proxy.kind {
+            LinkKind::Raft { from, .. } | LinkKind::Wal { from, .. } => pid_of_node(from),
+            LinkKind::Kafka { .. } => Some(std::process::id()),
+        };
+        let live = pid.is_some_and(|pid| {
+            sockets_of(pid).iter().any(|s| s.remote == proxy.listen && s.state == os::TcpState::Established)
+        });
+        if live {
+            carrying.push(*name);
+        } else {
+            idle.push(*name);
+        }
+    }
+    let mut line = format!(
+        "OS view (/proc): {} of {} faulted proxies carried an established connection from their client",
+        carrying.len(),
+        carrying.len() + idle.len()
+    );
+    if !idle.is_empty() {
+        line.push_str(&format!("; idle: {}", idle.join(", ")));
+    }
+    vec![line]
+}
+
 /// For black-holing placements (timeout 0), compares live byte counters taken after the
 /// fault settled and at heal: a cut direction must not have delivered bytes. Returns
 /// (evidence, problems). With counters that only move on close (the real server), says so.
@@ -396,5 +438,37 @@ mod tests {
         assert_eq!(problems, vec!["raft-n1-to-n2 delivered 300 bytes upstream while black-holed".to_string()]);
         let (ev, problems) = black_hole_evidence(&[hole], None, None, false);
         assert!(problems.is_empty() && ev[0].contains("not live"));
+    }
+
+    #[test]
+    fn the_os_view_names_which_faulted_proxies_carried_connections() {
+        let plan = plan();
+        let hole = |proxy: &str| Placement {
+            proxy: proxy.into(),
+            toxic: Toxic::new(ToxicKind::Timeout { timeout: 0 }, Stream::Upstream),
+        };
+        let listen = |name: &str| plan.proxies.iter().find(|p| p.name == name).unwrap().listen;
+        let to_raft = listen("raft-n1-to-n2");
+        // Node 1 (pid 101) has a connection through raft-n1-to-n2 but none through wal-n1-to-n2.
+        let sockets = move |pid: u32| {
+            if pid == 101 {
+                vec![os::TcpSocket {
+                    local: "127.0.0.1:40000".parse().unwrap(),
+                    remote: to_raft,
+                    state: os::TcpState::Established,
+                    inode: 1,
+                }]
+            } else {
+                vec![]
+            }
+        };
+        let pid_of = |id: u8| Some(100 + id as u32);
+        let ev = os_view(&plan, &[hole("raft-n1-to-n2"), hole("wal-n1-to-n2")], &pid_of, &sockets);
+        assert_eq!(
+            ev,
+            vec!["OS view (/proc): 1 of 2 faulted proxies carried an established connection from their client; idle: wal-n1-to-n2"
+                .to_string()]
+        );
+        assert!(os_view(&plan, &[], &pid_of, &sockets).is_empty());
     }
 }

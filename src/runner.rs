@@ -14,6 +14,7 @@ use crate::cluster::{Cluster, ClusterSpec, ToxiproxySource};
 use crate::fault::{self, Action};
 use crate::history::{History, Outcome};
 use crate::liveness::{self, Phase, Timeline};
+use crate::os;
 use crate::results::{Counts, Event, MetricDelta, ScenarioResult};
 use crate::scenario::Scenario;
 use crate::topology::TopologySpec;
@@ -197,15 +198,17 @@ async fn run_inner(
     let settle = Duration::from_millis(500).min(s.phases.hold / 2);
     tokio::time::sleep(settle).await;
     let counters_before = toxiproxy.proxy_bytes().await.ok();
-    tick(s.phases.hold.saturating_sub(settle), "hold", &rec, say).await;
-    let counters_after = toxiproxy.proxy_bytes().await.ok();
-    let placements: Vec<fault::Placement> = actions
+    let placed: Vec<fault::Placement> = actions
         .iter()
         .filter_map(|a| if let Action::Toxics(p) = a { Some(p.clone()) } else { None })
         .flatten()
         .collect();
+    let pid_of = |id: u8| cluster.supervisor.node(id).ok().and_then(|n| n.pid());
+    fidelity.evidence.extend(fault::os_view(&cluster.plan, &placed, &pid_of, &os::connections_of));
+    tick(s.phases.hold.saturating_sub(settle), "hold", &rec, say).await;
+    let counters_after = toxiproxy.proxy_bytes().await.ok();
     let (ev, problems) =
-        fault::black_hole_evidence(&placements, counters_before.as_ref(), counters_after.as_ref(), cfg.live_counters);
+        fault::black_hole_evidence(&placed, counters_before.as_ref(), counters_after.as_ref(), cfg.live_counters);
     fidelity.evidence.extend(ev);
     if !problems.is_empty() {
         fidelity.proven = false;
