@@ -164,7 +164,7 @@ fn oversized() -> Results {
 }
 
 fn opts() -> RenderOptions {
-    RenderOptions { baseline: None, tolerance: 0.25, artifacts_url: None }
+    RenderOptions { baseline: None, tolerance: 0.25, artifacts_url: None, base_dir: None }
 }
 
 #[test]
@@ -364,12 +364,27 @@ fn baseline_deltas_mark_regressions_beyond_the_tolerance() {
     assert!(strict[0].regressions.iter().any(|r| r.starts_with("p99 under fault")), "{:?}", strict[0].regressions);
     let md = markdown::render(
         &now,
-        &RenderOptions { baseline: Some(base), tolerance: 0.25, artifacts_url: None },
+        &RenderOptions { baseline: Some(base), tolerance: 0.25, artifacts_url: None, base_dir: None },
         GITHUB_COMMENT_LIMIT,
     );
     assert!(md.contains("## Compared with baseline"));
     assert!(md.contains("**⚠️ 1 scenario(s) regressed**"));
     expect_file!["snapshots/report-baseline.md"].assert_eq(&md);
+}
+
+#[test]
+fn paths_under_the_results_directory_are_shown_relative() {
+    let mut r = mixed();
+    r.scenarios[3].history_file = Some(PathBuf::from("/runs/r1/histories/pause-leader.json"));
+    r.scenarios[3].startup_failures = vec!["node 2 never became ready; log /runs/r1/nodes/p/node2/node2.log".into()];
+    let rel = report::relative_to(&r, std::path::Path::new("/runs/r1"));
+    assert_eq!(rel.scenarios[3].history_file, Some(PathBuf::from("histories/pause-leader.json")));
+    assert_eq!(rel.scenarios[3].startup_failures[0], "node 2 never became ready; log nodes/p/node2/node2.log");
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RenderOptions { base_dir: Some("/runs/r1".into()), ..opts() };
+    let rendered = report::render_all(&r, dir.path(), &opts).unwrap();
+    assert!(!rendered.markdown.contains("/runs/r1"), "no absolute path of the run's machine");
+    assert!(!std::fs::read_to_string(rendered.junit).unwrap().contains("/runs/r1"));
 }
 
 #[test]

@@ -263,7 +263,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("results: {}", out.join("results.json").display());
-    let markdown = super::report::render(&results, &out, &args.report)?;
+    let markdown = super::report::render(&results, &out, &out, &args.report)?;
     comment(&results, &markdown, args.comment).await;
     Ok(ExitCode::from(exit_code(&results, args.fail_on)))
 }

@@ -50,14 +50,17 @@ pub struct ReportFlags {
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let results = Results::read(&args.results).map_err(|e| anyhow!(e))?;
-    let out = args.out.clone().unwrap_or_else(|| args.results.parent().unwrap_or(Path::new(".")).to_path_buf());
-    render(&results, &out, &args.common)?;
+    let dir = args.results.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let out = args.out.clone().unwrap_or_else(|| dir.clone());
+    let base = std::path::absolute(&dir).unwrap_or(dir);
+    render(&results, &out, &base, &args.common)?;
     Ok(ExitCode::from(EXIT_OK))
 }
 
 /// Renders every report for `results` into `out` and, when asked, the Actions outputs;
 /// returns the Markdown (already fitted to GitHub's comment limit).
-pub fn render(results: &Results, out: &Path, flags: &ReportFlags) -> anyhow::Result<String> {
+/// `base` is the directory the results were written in (paths under it are shown relative).
+pub fn render(results: &Results, out: &Path, base: &Path, flags: &ReportFlags) -> anyhow::Result<String> {
     if !(0.0..=100.0).contains(&flags.tolerance) {
         anyhow::bail!("--tolerance {} is out of range: give a fraction such as 0.25 for 25 %", flags.tolerance);
     }
@@ -69,6 +72,7 @@ pub fn render(results: &Results, out: &Path, flags: &ReportFlags) -> anyhow::Res
         baseline,
         tolerance: flags.tolerance,
         artifacts_url: flags.artifacts_url.clone().or_else(actions::run_url_from_env),
+        base_dir: Some(base.to_path_buf()),
     };
     let rendered =
         report::render_all(results, out, &opts).with_context(|| format!("writing reports into {}", out.display()))?;

@@ -70,6 +70,8 @@ pub fn render_at(r: &Results, opts: &RenderOptions, level: Detail) -> String {
     let not_passed = r.scenarios.iter().filter(|s| s.verdict != Verdict::Pass).count();
     let headline = if n == 0 {
         "no scenarios ran".to_string()
+    } else if n == 1 && not_passed == 0 {
+        "the scenario passed".to_string()
     } else if not_passed == 0 {
         format!("all {n} scenarios passed")
     } else {

@@ -44,6 +44,22 @@ pub struct RenderOptions {
     pub tolerance: f64,
     /// A link to the run's artifacts (e.g. the GitHub Actions run page).
     pub artifacts_url: Option<String>,
+    /// The directory the results were written in: paths under it are shown relative to it
+    /// (results hold absolute paths of the machine that ran, which mean nothing elsewhere).
+    pub base_dir: Option<PathBuf>,
+}
+
+/// `results` with every `BASE/` prefix removed from its text and paths.
+pub fn relative_to(results: &Results, base: &Path) -> Results {
+    let prefix = format!("{}/", base.display());
+    let json = serde_json::to_string(results).expect("results serialize");
+    // A base whose JSON form differs from its text (quotes, backslashes) is left alone.
+    if serde_json::to_string(&prefix).map(|q| q[1..q.len() - 1] == prefix).unwrap_or(false) {
+        if let Ok(r) = serde_json::from_str(&json.replace(&prefix, "")) {
+            return r;
+        }
+    }
+    results.clone()
 }
 
 /// What [`render_all`] wrote.
@@ -58,6 +74,14 @@ pub struct Rendered {
 
 /// Writes `junit.xml`, `report.md` and `plots/*.svg` into `out`.
 pub fn render_all(results: &Results, out: &Path, opts: &RenderOptions) -> std::io::Result<Rendered> {
+    let relative;
+    let results = match &opts.base_dir {
+        Some(base) => {
+            relative = relative_to(results, base);
+            &relative
+        }
+        None => results,
+    };
     std::fs::create_dir_all(out)?;
     let plots_dir = out.join("plots");
     std::fs::create_dir_all(&plots_dir)?;
