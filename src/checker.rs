@@ -23,8 +23,15 @@ pub struct Anomalies {
     pub non_monotonic: Vec<NonMonotonic>,
     /// A send acknowledged before another one started got a higher offset in the same partition.
     pub real_time_reorder: Vec<NonMonotonic>,
-    /// Acknowledged with an offset below 0.
+    /// Acknowledged with an offset below -1 (never a valid report).
     pub invalid_offset: Vec<Placed>,
+    /// Acknowledged with offset -1: librdkafka reports a retried idempotent batch that the
+    /// broker answered with DUPLICATE_SEQUENCE_NUMBER as delivered, offset unknown
+    /// (`rdkafka_request.c`). Not a safety anomaly by itself with idempotence (the verdict
+    /// fails it without); the value must still be read, which the lost/unseen rules check by
+    /// value. Kept out of every offset-based rule.
+    #[serde(default)]
+    pub unknown_offset: Vec<Placed>,
     /// A value read that no producer ever sent.
     pub phantom: Vec<Placed>,
     /// A value read whose send definitely failed.
@@ -121,6 +128,11 @@ impl Anomalies {
         add("non-monotonic", self.non_monotonic.len(), ex(&self.non_monotonic));
         add("real-time reorders", self.real_time_reorder.len(), ex(&self.real_time_reorder));
         add("invalid offsets", self.invalid_offset.len(), ex(&self.invalid_offset));
+        add(
+            "acknowledged with unknown offset -1 (a retry the broker called a duplicate)",
+            self.unknown_offset.len(),
+            ex(&self.unknown_offset),
+        );
         add("phantom reads", self.phantom.len(), ex(&self.phantom));
         add("aborted reads", self.aborted_read.len(), ex(&self.aborted_read));
         out
@@ -140,10 +152,29 @@ pub fn check(h: &History) -> Anomalies {
         *m = (*m).max(r.offset);
     }
     let sends: HashMap<&str, &Send> = h.sends.iter().map(|s| (s.value.as_str(), s)).collect();
+    let highest_acked = h.highest_acked();
 
     for s in &h.sends {
         let Outcome::Ok { partition, offset } = s.outcome else { continue };
         let placed = Placed { value: s.value.clone(), partition, offset };
+        if offset == -1 {
+            // Placement unknown: lost only if its partition was read to its highest
+            // acknowledged offset and the value is nowhere in it.
+            if !by_value.contains_key(s.value.as_str()) {
+                let read_fully = match (max_read.get(&partition), highest_acked.get(&partition)) {
+                    (Some(m), Some(t)) => m >= t,
+                    (_, None) => true,
+                    (None, Some(_)) => false,
+                };
+                if read_fully {
+                    a.lost.push(placed.clone());
+                } else {
+                    a.unseen.push(placed.clone());
+                }
+            }
+            a.unknown_offset.push(placed);
+            continue;
+        }
         if offset < 0 {
             a.invalid_offset.push(placed);
             continue;
@@ -206,8 +237,11 @@ type Acked<'a> = (u64, i64, &'a str);
 fn non_monotonic(h: &History) -> Vec<NonMonotonic> {
     let mut groups: BTreeMap<(u32, i32), Vec<Acked>> = BTreeMap::new();
     for s in &h.sends {
-        if let Outcome::Ok { partition, offset } = s.outcome {
-            groups.entry((s.producer, partition)).or_default().push((s.seq, offset, &s.value));
+        match s.outcome {
+            Outcome::Ok { partition, offset } if offset >= 0 => {
+                groups.entry((s.producer, partition)).or_default().push((s.seq, offset, &s.value));
+            }
+            _ => {}
         }
     }
     let mut out = Vec::new();
@@ -452,8 +486,34 @@ mod tests {
     #[test]
     fn invalid_offset() {
         let mut h = H::new();
-        h.ok(0, 0, 0, -1);
+        h.ok(0, 0, 0, -2);
         assert_eq!(h.done().invalid_offset.len(), 1);
+        let mut ok = H::new();
+        ok.ok(0, 0, 0, 0).read(0, 0, 0, 0);
+        assert!(ok.done().invalid_offset.is_empty());
+    }
+
+    /// Offset -1 is librdkafka's report of a retried idempotent batch the broker called a
+    /// duplicate: the value must be read somewhere, and no offset rule may use the -1.
+    #[test]
+    fn unknown_offset_is_checked_by_value_only() {
+        // p0-1 acknowledged at -1, read at 0:1: no anomaly but the unknown offset itself.
+        let mut h = H::new();
+        h.ok(0, 0, 0, 0).ok(0, 1, 0, -1).ok(0, 2, 0, 2).read(0, 0, 0, 0).read(0, 1, 0, 1).read(0, 2, 0, 2);
+        let a = h.done();
+        assert_eq!(a.unknown_offset.len(), 1);
+        assert!(!a.safety_violated(), "{:?}", a.summary());
+        assert!(a.non_monotonic.is_empty() && a.invalid_offset.is_empty());
+        // Never read although its partition was read to the highest acknowledged offset: lost.
+        let mut lost = H::new();
+        lost.ok(0, 0, 0, 0).ok(0, 1, 0, -1).ok(0, 2, 0, 1).read(0, 0, 0, 0).read(0, 2, 0, 1);
+        assert_eq!(lost.done().lost, vec![Placed { value: "p0-1".into(), partition: 0, offset: -1 }]);
+        // Never read and the partition was not read that far: unseen, not lost.
+        let mut unseen = H::new();
+        unseen.ok(0, 0, 0, 0).ok(0, 1, 0, -1).ok(0, 2, 0, 1).read(0, 0, 0, 0);
+        let a = unseen.done();
+        assert!(a.lost.is_empty());
+        assert_eq!(a.unseen.len(), 2);
     }
 
     #[test]

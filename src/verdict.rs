@@ -70,10 +70,21 @@ pub fn decide(i: &Inputs) -> (Verdict, Vec<String>) {
             i.acked,
             a.summary()
                 .iter()
-                .filter(|l| !l.contains("unseen") && (i.idempotence || !l.contains("duplicated")))
+                .filter(|l| {
+                    !l.contains("unseen")
+                        && !l.contains("unknown offset")
+                        && (i.idempotence || !l.contains("duplicated"))
+                })
                 .cloned()
                 .collect::<Vec<_>>()
                 .join("; ")
+        ));
+    }
+    if !i.idempotence && !a.unknown_offset.is_empty() {
+        fail.push(format!(
+            "{} writes were acknowledged with offset -1 although idempotence is off (only a retried \
+             idempotent batch may be acknowledged without an offset).",
+            a.unknown_offset.len()
         ));
     }
     if i.expect.writes_must_stop && i.acked_during_fault > 0 {
@@ -198,6 +209,26 @@ mod tests {
         let (v, why) = run(&expect(), &a, &l, &fr, &f, 0);
         assert_eq!(v, Verdict::Fail);
         assert!(why[0].contains("1 of 90 acknowledged writes") && why[0].contains("1 lost"), "{why:?}");
+    }
+
+    #[test]
+    fn offset_minus_one_passes_with_idempotence_and_fails_without() {
+        let (mut a, l, fr, f) = healthy();
+        a.unknown_offset.push(Placed { value: "p0-3".into(), partition: 0, offset: -1 });
+        assert_eq!(run(&expect(), &a, &l, &fr, &f, 10), (Verdict::Pass, vec![]));
+        let (v, why) = decide(&Inputs {
+            expect: &expect(),
+            idempotence: false,
+            anomalies: &a,
+            liveness: &l,
+            final_read: &fr,
+            fidelity: &f,
+            acked_during_fault: 10,
+            sends: 100,
+            acked: 90,
+        });
+        assert_eq!(v, Verdict::Fail);
+        assert!(why[0].contains("offset -1 although idempotence is off"), "{why:?}");
     }
 
     #[test]
