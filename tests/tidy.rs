@@ -128,3 +128,51 @@ fn docs_workflow_examples_pass_actionlint() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The names at two spaces' indent under a top-level `key:` of a YAML file.
+fn yaml_section_keys(text: &str, key: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            inside = line.trim_end() == format!("{key}:");
+            continue;
+        }
+        if inside {
+            if let Some(rest) = line.strip_prefix("  ") {
+                if !rest.starts_with(' ') && !rest.starts_with('#') {
+                    if let Some((name, _)) = rest.split_once(':') {
+                        keys.push(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn every_action_input_and_output_is_documented_in_the_readme() {
+    let action = std::fs::read_to_string(root().join("action.yml")).unwrap();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let inputs = yaml_section_keys(&action, "inputs");
+    let outputs = yaml_section_keys(&action, "outputs");
+    assert!(inputs.len() >= 10 && outputs.len() >= 5, "parsed {inputs:?} and {outputs:?}");
+    let undocumented: Vec<&String> =
+        inputs.iter().chain(&outputs).filter(|name| !readme.contains(&format!("| `{name}` |"))).collect();
+    assert!(undocumented.is_empty(), "README.md's action tables do not document: {undocumented:?}");
+    // Every input reaches the scripts through `env:`, never through `${{ }}` inside `run:`.
+    let mut run_indent: Option<usize> = None;
+    for (i, line) in action.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        if run_indent.is_some_and(|r| indent <= r && !line.trim().is_empty()) {
+            run_indent = None;
+        }
+        if line.trim_start().starts_with("run:") {
+            run_indent = Some(indent);
+        }
+        if run_indent.is_some() {
+            assert!(!line.contains("${{"), "action.yml line {}: an expression inside run:, use env:", i + 1);
+        }
+    }
+}
