@@ -50,28 +50,23 @@ fn write<W: Write>(r: &Results, sink: W) -> std::io::Result<()> {
     let total_ms: f64 = r.scenarios.iter().map(|s| s.duration_ms).sum();
     let (tests, failures, errors, time) =
         (c.tests.to_string(), c.failures.to_string(), c.errors.to_string(), secs(total_ms));
+    // The same totals on <testsuites> and on the one <testsuite>, which also has a timestamp.
+    let totals = [
+        ("name", "chronik-chaos"),
+        ("tests", tests.as_str()),
+        ("failures", failures.as_str()),
+        ("errors", errors.as_str()),
+        ("skipped", "0"),
+        ("time", time.as_str()),
+    ];
+    let timestamp = xml_text(&r.started_at);
     let mut w = Writer::new_with_indent(sink, b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
     w.create_element("testsuites")
-        .with_attributes([
-            ("name", "chronik-chaos"),
-            ("tests", tests.as_str()),
-            ("failures", failures.as_str()),
-            ("errors", errors.as_str()),
-            ("skipped", "0"),
-            ("time", time.as_str()),
-        ])
+        .with_attributes(totals)
         .write_inner_content(|w| {
             w.create_element("testsuite")
-                .with_attributes([
-                    ("name", "chronik-chaos"),
-                    ("tests", tests.as_str()),
-                    ("failures", failures.as_str()),
-                    ("errors", errors.as_str()),
-                    ("skipped", "0"),
-                    ("time", time.as_str()),
-                    ("timestamp", xml_text(&r.started_at).as_str()),
-                ])
+                .with_attributes(totals.into_iter().chain([("timestamp", timestamp.as_str())]))
                 .write_inner_content(|w| {
                     properties(
                         w,
