@@ -15,6 +15,14 @@ use chronik_chaos::os;
 use chronik_chaos::topology::TopologySpec;
 use chronik_chaos::toxiproxy::launcher::{self, LaunchConfig};
 
+/// Chronik's admin, metrics and unified-API ports cannot be moved, so two real clusters cannot
+/// run at once: the tests of this file take turns.
+static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The binary named by `CHRONIK_BIN`, or `None` after saying the test skipped.
 fn chronik_bin() -> Option<PathBuf> {
     let bin = std::env::var_os("CHRONIK_BIN").filter(|v| !v.is_empty()).map(PathBuf::from);
@@ -27,6 +35,7 @@ fn chronik_bin() -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_real_nodes_ready_wired_through_proxies_and_torn_down() {
     let Some(bin) = chronik_bin() else { return };
+    let _turn = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let spec = ClusterSpec {
         topology: TopologySpec { base_port: 24000, ..TopologySpec::default() },
@@ -81,12 +90,13 @@ async fn three_real_nodes_ready_wired_through_proxies_and_torn_down() {
 }
 
 /// The whole scenario pipeline against real Chronik: the `baseline` scenario runs end to end
-/// (fresh cluster, wiring proof, topic, workload, final read, checker, verdict) without a
-/// harness error and without a safety violation. Its verdict may be HANG while
-/// docs/findings.md #2 stands (a partition a fresh consumer never receives).
+/// (fresh cluster, wiring proof, topic, workload, final read, checker, verdict) and ends in
+/// PASS with zero anomalies: a healthy cluster with no fault (the suite's done criterion). A
+/// hung start-up (docs/findings.md #1) is retried as the suite does and recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_baseline_scenario_runs_end_to_end() {
     let Some(bin) = chronik_bin() else { return };
+    let _turn = one_at_a_time();
     use chronik_chaos::runner::{self, SuiteConfig};
     use chronik_chaos::verdict::Verdict;
     let dir = tempfile::tempdir().unwrap();
@@ -107,9 +117,9 @@ async fn the_baseline_scenario_runs_end_to_end() {
     let baseline = chronik_chaos::scenario::select(&chronik_chaos::scenario::builtin(), &["baseline".into()]).unwrap();
     let r = runner::run_scenario(&cfg, &toxi.client(), &baseline[0], 0, &|line| eprintln!("{line}")).await;
     eprintln!("{} {:?} {:?}", r.verdict, r.counts, r.explanation);
-    assert_ne!(r.verdict, Verdict::Error, "{:?}", r.explanation);
-    assert_ne!(r.verdict, Verdict::Fail, "a healthy cluster violated safety: {:?}", r.explanation);
-    assert!(r.counts.acked > 100 && r.anomalies.lost.is_empty());
+    assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.explanation);
+    assert_eq!(r.anomalies, Default::default(), "zero anomalies on a healthy cluster");
+    assert!(r.counts.acked > 100);
     assert!(r.history_file.as_ref().is_some_and(|p| p.is_file()));
     // The leader-change metric of the old docs is reported missing, never as 0.
     assert!(r.metrics.iter().filter(|m| m.name == "chronik_raft_leader_changes_total").all(|m| m.before.is_none()));

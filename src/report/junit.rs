@@ -62,30 +62,28 @@ fn write<W: Write>(r: &Results, sink: W) -> std::io::Result<()> {
     let timestamp = xml_text(&r.started_at);
     let mut w = Writer::new_with_indent(sink, b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    w.create_element("testsuites")
-        .with_attributes(totals)
-        .write_inner_content(|w| {
-            w.create_element("testsuite")
-                .with_attributes(totals.into_iter().chain([("timestamp", timestamp.as_str())]))
-                .write_inner_content(|w| {
-                    properties(
-                        w,
-                        &[
-                            ("seed", r.seed.to_string()),
-                            ("tool", r.tool.clone()),
-                            ("chronik.version", r.chronik.version.clone()),
-                            ("chronik.binary", r.chronik.binary.display().to_string()),
-                            ("toxiproxy", r.toxiproxy.clone()),
-                            ("finished_at", r.finished_at.clone()),
-                        ],
-                    )?;
-                    for s in &r.scenarios {
-                        testcase(w, s)?;
-                    }
-                    Ok(())
-                })?;
-            Ok(())
-        })?;
+    w.create_element("testsuites").with_attributes(totals).write_inner_content(|w| {
+        w.create_element("testsuite")
+            .with_attributes(totals.into_iter().chain([("timestamp", timestamp.as_str())]))
+            .write_inner_content(|w| {
+                properties(
+                    w,
+                    &[
+                        ("seed", r.seed.to_string()),
+                        ("tool", r.tool.clone()),
+                        ("chronik.version", r.chronik.version.clone()),
+                        ("chronik.binary", r.chronik.binary.display().to_string()),
+                        ("toxiproxy", r.toxiproxy.clone()),
+                        ("finished_at", r.finished_at.clone()),
+                    ],
+                )?;
+                for s in &r.scenarios {
+                    testcase(w, s)?;
+                }
+                Ok(())
+            })?;
+        Ok(())
+    })?;
     Ok(())
 }
 
