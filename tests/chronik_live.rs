@@ -17,11 +17,7 @@ use chronik_chaos::toxiproxy::launcher::{self, LaunchConfig};
 
 /// Chronik's admin, metrics and unified-API ports cannot be moved, so two real clusters cannot
 /// run at once: the tests of this file take turns.
-static ONE_CLUSTER_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_CLUSTER_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The binary named by `CHRONIK_BIN`, or `None` after saying the test skipped.
 fn chronik_bin() -> Option<PathBuf> {
@@ -35,7 +31,7 @@ fn chronik_bin() -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_real_nodes_ready_wired_through_proxies_and_torn_down() {
     let Some(bin) = chronik_bin() else { return };
-    let _turn = one_at_a_time();
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let spec = ClusterSpec {
         topology: TopologySpec { base_port: 24000, ..TopologySpec::default() },
@@ -96,7 +92,7 @@ async fn three_real_nodes_ready_wired_through_proxies_and_torn_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_baseline_scenario_runs_end_to_end() {
     let Some(bin) = chronik_bin() else { return };
-    let _turn = one_at_a_time();
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     use chronik_chaos::runner::{self, SuiteConfig};
     use chronik_chaos::verdict::Verdict;
     let dir = tempfile::tempdir().unwrap();
