@@ -42,6 +42,9 @@ pub struct SuiteConfig {
     pub start_attempts: u32,
 }
 
+/// The end of the progress lines that carry live counts (a terminal shows them in place).
+pub const LIVE_COUNT: &str = "writes acknowledged so far";
+
 /// Metrics watched by default (names from Chronik's source; one that a node does not export
 /// is reported as missing).
 pub const DEFAULT_METRICS: &[&str] = &[
@@ -366,15 +369,22 @@ async fn create_topic_with_retry(wl: &WorkloadConfig, within: Duration) -> Resul
     }
 }
 
-/// Sleeps through a phase, printing acknowledged counts every 5 s.
+/// Sleeps through a phase, reporting acknowledged counts every second (the command line
+/// decides how many of these live counts to show: all in place on a terminal, fewer in logs).
 async fn tick(d: Duration, phase: &str, rec: &Recorder, say: &dyn Fn(&str)) {
     let end = Instant::now() + d;
     say(&format!("{phase} {:.0} s", d.as_secs_f64()));
     while Instant::now() < end {
         let left = end - Instant::now();
-        tokio::time::sleep(left.min(Duration::from_secs(5))).await;
+        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
         if Instant::now() < end {
-            say(&format!("{phase}: {} writes acknowledged so far", rec.acked()));
+            let elapsed = d.saturating_sub(end.saturating_duration_since(Instant::now()));
+            say(&format!(
+                "{phase} {:.0}/{:.0} s: {} {LIVE_COUNT}",
+                elapsed.as_secs_f64(),
+                d.as_secs_f64(),
+                rec.acked()
+            ));
         }
     }
 }

@@ -305,16 +305,49 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-/// One progress line: on a terminal, a short clock and the line; otherwise (CI logs, files) a
-/// full RFC 3339 timestamp so lines from different machines can be lined up.
+/// Whether the last line written to the terminal was a live count still shown in place.
+static LIVE_LINE_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// When the last live count was written to a log (not a terminal).
+static LAST_LOGGED_LIVE: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+/// In logs, at most one live count per this interval.
+const LOG_LIVE_EVERY: Duration = Duration::from_secs(5);
+
+/// One progress line: on a terminal, a short clock and the line, with live counts updated in
+/// place; otherwise (CI logs, files) every line, with a full RFC 3339 timestamp so lines from
+/// different machines can be lined up.
 fn progress(line: &str) {
-    use std::io::IsTerminal;
-    let stamp = now();
-    if std::io::stdout().is_terminal() {
-        // `2026-11-26T14:03:31Z` → `14:03:31`
-        println!("{} {line}", stamp.get(11..19).unwrap_or(&stamp));
+    use std::io::{IsTerminal, Write};
+    use std::sync::atomic::Ordering;
+    let tty = std::io::stdout().is_terminal();
+    if !tty && line.ends_with(runner::LIVE_COUNT) {
+        let mut last = LAST_LOGGED_LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < LOG_LIVE_EVERY) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+    }
+    let shown = LIVE_LINE_SHOWN.load(Ordering::Relaxed);
+    let (text, live) = progress_text(&now(), line, tty, shown);
+    LIVE_LINE_SHOWN.store(live, Ordering::Relaxed);
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// What to write for `line` at `stamp`: on a terminal a live count replaces itself (no
+/// newline; the next line clears it), anything else is a whole line. Returns the text and
+/// whether a live count is now shown.
+fn progress_text(stamp: &str, line: &str, tty: bool, live_shown: bool) -> (String, bool) {
+    if !tty {
+        return (format!("{stamp} {line}\n"), false);
+    }
+    // `2026-11-26T14:03:31Z` → `14:03:31`
+    let clock = stamp.get(11..19).unwrap_or(stamp);
+    let clear = if live_shown { "\r\x1b[2K" } else { "" };
+    if line.ends_with(runner::LIVE_COUNT) {
+        (format!("{clear}{clock} {line}"), true)
     } else {
-        println!("{stamp} {line}");
+        (format!("{clear}{clock} {line}\n"), false)
     }
 }
 
@@ -329,6 +362,17 @@ mod tests {
         r.scenarios =
             verdicts.iter().map(|&v| crate::results::ScenarioResult { verdict: v, ..template.clone() }).collect();
         r
+    }
+
+    #[test]
+    fn live_counts_update_in_place_on_a_terminal_only() {
+        let stamp = "2026-11-26T14:03:31Z";
+        let live = format!("[s] hold: 12 {}", runner::LIVE_COUNT);
+        assert_eq!(progress_text(stamp, &live, false, false), (format!("{stamp} {live}\n"), false));
+        assert_eq!(progress_text(stamp, &live, true, false), (format!("14:03:31 {live}"), true));
+        assert_eq!(progress_text(stamp, &live, true, true), (format!("\r\x1b[2K14:03:31 {live}"), true));
+        assert_eq!(progress_text(stamp, "[s] healed", true, true), ("\r\x1b[2K14:03:31 [s] healed\n".into(), false));
+        assert_eq!(progress_text(stamp, "[s] healed", true, false), ("14:03:31 [s] healed\n".into(), false));
     }
 
     #[test]
