@@ -1,16 +1,16 @@
 //! Faults made concrete: targets resolved by role at injection time, the toxics each fault puts
-//! on which proxies (pure), injecting and healing them, and the evidence that they landed:
-//! state read back from Toxiproxy, live byte counters where the server has them, and the
-//! process state the OS shows for killed or paused nodes.
+//! on which proxies (pure), what each does to the cluster (for the history), injecting and
+//! healing them with state read back from Toxiproxy and the process state the OS shows for
+//! killed or paused nodes. The measured effect is `proof`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::cluster::Cluster;
+use crate::history::Effect;
 use crate::os;
 use crate::scenario::{Fault, LinkSet, Shape, Target};
 use crate::topology::{LinkKind, Plan};
-use crate::toxiproxy::metrics::ProxyBytes;
 use crate::toxiproxy::{Stream, Toxic, ToxicKind, ToxiproxyError};
 
 /// One toxic on one proxy.
@@ -150,6 +150,47 @@ pub fn plan_action(fault: &Fault, index: usize, roles: &BTreeMap<Target, u8>, pl
     }
 }
 
+/// What an action does to the cluster, for the history's connectivity model: black holes on
+/// inter-node links cut the directed pairs they cover (upstream: source → target of the link;
+/// downstream: the answers, target → source); other toxics degrade without cutting.
+pub fn effect_of(action: &Action, plan: &Plan) -> Effect {
+    match action {
+        Action::Kill(n) => Effect::Kill { node: *n },
+        Action::Pause(n) => Effect::Pause { node: *n },
+        Action::Toxics(placements) => {
+            let mut pairs = BTreeSet::new();
+            let mut other = BTreeSet::new();
+            for p in placements {
+                let link = plan.proxies.iter().find(|x| x.name == p.proxy).map(|x| x.kind);
+                match (&p.toxic.kind, link.and_then(|k| k.source().map(|s| (s, k.target())))) {
+                    (ToxicKind::Timeout { timeout: 0 }, Some((from, to))) if p.toxic.toxicity >= 1.0 => {
+                        pairs.insert(if p.toxic.stream == Stream::Upstream { (from, to) } else { (to, from) });
+                    }
+                    (kind, _) => {
+                        other.insert(kind.type_name().to_string());
+                    }
+                }
+            }
+            if pairs.is_empty() {
+                Effect::Degrade { what: other.into_iter().collect::<Vec<_>>().join(", ") }
+            } else {
+                Effect::Cut { pairs: pairs.into_iter().collect() }
+            }
+        }
+    }
+}
+
+/// Exact targets of an action, for the history: `raft-n1-to-n2 upstream, ...` or the node.
+pub fn describe(action: &Action) -> String {
+    match action {
+        Action::Kill(n) => format!("SIGKILL n{n}"),
+        Action::Pause(n) => format!("SIGSTOP n{n}"),
+        Action::Toxics(ps) => {
+            ps.iter().map(|p| format!("{} {} {}", p.proxy, p.toxic.stream, p.toxic)).collect::<Vec<_>>().join(", ")
+        }
+    }
+}
+
 /// Applies an action; returns evidence lines, or the reason it could not be applied.
 pub async fn inject(cluster: &mut Cluster, action: &Action) -> Result<Vec<String>, String> {
     match action {
@@ -284,50 +325,6 @@ pub fn os_view(
     vec![line]
 }
 
-/// For black-holing placements (timeout 0), compares live byte counters taken after the
-/// fault settled and at heal: a cut direction must not have delivered bytes. Returns
-/// (evidence, problems). With counters that only move on close (the real server), says so.
-pub fn black_hole_evidence(
-    placements: &[Placement],
-    before: Option<&BTreeMap<String, ProxyBytes>>,
-    after: Option<&BTreeMap<String, ProxyBytes>>,
-    live_counters: bool,
-) -> (Vec<String>, Vec<String>) {
-    let holes: Vec<&Placement> =
-        placements.iter().filter(|p| matches!(p.toxic.kind, ToxicKind::Timeout { timeout: 0 })).collect();
-    if holes.is_empty() {
-        return (Vec::new(), Vec::new());
-    }
-    let (Some(before), Some(after), true) = (before, after, live_counters) else {
-        return (vec!["byte counters: not live on this server (counted when connections close); proof rests on read-back and the workload".into()], Vec::new());
-    };
-    let mut problems = Vec::new();
-    let mut attempted = 0u64;
-    for p in &holes {
-        let (b, a) =
-            (before.get(&p.proxy).cloned().unwrap_or_default(), after.get(&p.proxy).cloned().unwrap_or_default());
-        let (sent, received) = match p.toxic.stream {
-            Stream::Upstream => (
-                a.upstream_sent.saturating_sub(b.upstream_sent),
-                a.upstream_received.saturating_sub(b.upstream_received),
-            ),
-            Stream::Downstream => (
-                a.downstream_sent.saturating_sub(b.downstream_sent),
-                a.downstream_received.saturating_sub(b.downstream_received),
-            ),
-        };
-        attempted += received;
-        if sent > 0 {
-            problems.push(format!("{} delivered {sent} bytes {} while black-holed", p.proxy, p.toxic.stream));
-        }
-    }
-    let evidence = vec![format!(
-        "byte counters: {} cut directions delivered nothing while {attempted} bytes were sent into them",
-        holes.len()
-    )];
-    (evidence, problems)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,25 +416,34 @@ mod tests {
     }
 
     #[test]
-    fn a_black_hole_that_delivered_bytes_is_a_problem() {
-        let hole = Placement {
-            proxy: "raft-n1-to-n2".into(),
-            toxic: Toxic::new(ToxicKind::Timeout { timeout: 0 }, Stream::Upstream),
+    fn effects_for_the_connectivity_model() {
+        let isolate = plan_action(
+            &Fault::Partition(Shape::Isolate(Target::Leader)),
+            0,
+            &roles_of(&[(Target::Leader, 2)]),
+            &plan(),
+        );
+        let Effect::Cut { pairs } = effect_of(&isolate, &plan()) else { panic!() };
+        assert_eq!(pairs, vec![(1, 2), (2, 1), (2, 3), (3, 2)]);
+        let r = roles_of(&[(Target::Leader, 1), (Target::Follower, 3)]);
+        let one_way = plan_action(
+            &Fault::Partition(Shape::OneWay { from: Target::Leader, to: Target::Follower }),
+            0,
+            &r,
+            &plan(),
+        );
+        assert_eq!(effect_of(&one_way, &plan()), Effect::Cut { pairs: vec![(1, 3)] });
+        let latency = Fault::Toxic {
+            links: LinkSet::InterNode,
+            streams: vec![Stream::Downstream],
+            kind: ToxicKind::Latency { latency: 5, jitter: 0 },
+            toxicity: 1.0,
         };
-        let before: BTreeMap<String, ProxyBytes> = [("raft-n1-to-n2".to_string(), ProxyBytes::default())].into();
-        let quiet: BTreeMap<String, ProxyBytes> =
-            [("raft-n1-to-n2".to_string(), ProxyBytes { upstream_received: 900, ..ProxyBytes::default() })].into();
-        let (ev, problems) = black_hole_evidence(std::slice::from_ref(&hole), Some(&before), Some(&quiet), true);
-        assert!(problems.is_empty() && ev[0].contains("900 bytes were sent into them"), "{ev:?}");
-        let leaky: BTreeMap<String, ProxyBytes> = [(
-            "raft-n1-to-n2".to_string(),
-            ProxyBytes { upstream_received: 900, upstream_sent: 300, ..ProxyBytes::default() },
-        )]
-        .into();
-        let (_, problems) = black_hole_evidence(std::slice::from_ref(&hole), Some(&before), Some(&leaky), true);
-        assert_eq!(problems, vec!["raft-n1-to-n2 delivered 300 bytes upstream while black-holed".to_string()]);
-        let (ev, problems) = black_hole_evidence(&[hole], None, None, false);
-        assert!(problems.is_empty() && ev[0].contains("not live"));
+        assert_eq!(
+            effect_of(&plan_action(&latency, 0, &BTreeMap::new(), &plan()), &plan()),
+            Effect::Degrade { what: "latency".into() }
+        );
+        assert_eq!(effect_of(&Action::Kill(3), &plan()), Effect::Kill { node: 3 });
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The recorded history of a workload: every send (invoke → ok / fail / info) and every read,
-//! with monotonic timestamps in microseconds since the workload started. Values are unique:
-//! `p<producer>-<seq>`.
+//! The recorded history of a scenario, as Jepsen keeps it: every send (invoke → ok / fail /
+//! info) and every read of the workload, every nemesis operation (inject and heal, with exact
+//! targets), every observation of the cluster (what each node said about each partition), and
+//! the topic's settings as read back. Timestamps are monotonic microseconds since the workload
+//! started. Values are unique: `p<producer>-<seq>`. The checker decides from this alone.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,9 @@ pub struct Send {
     /// When the outcome arrived (`None`: still pending when the workload ended — indeterminate).
     pub completed_us: Option<u64>,
     pub outcome: Outcome,
+    /// The broker that answered the produce request, as librdkafka reports it (`None`: unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<i32>,
 }
 
 /// One record seen by a consumer.
@@ -41,13 +46,134 @@ pub struct Read {
     pub final_read: bool,
 }
 
+/// Something a reader was told instead of a record (an error per partition, e.g. offset out
+/// of range: readers run with `auto.offset.reset=error`, so nothing is skipped silently).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaderEvent {
+    pub at_us: u64,
+    pub final_read: bool,
+    pub partition: i32,
+    pub error: String,
+}
+
+/// Inject or heal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NemesisOp {
+    Inject,
+    Heal,
+}
+
+/// What a fault does to the cluster, in terms the checker can reason about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Effect {
+    /// Bytes from the first node to the second are dropped on every inter-node link between
+    /// them (directed pairs).
+    Cut { pairs: Vec<(u8, u8)> },
+    /// The node's process is gone (SIGKILL); healed by a restart on the same data.
+    Kill { node: u8 },
+    /// The node's process is stopped (SIGSTOP); healed by SIGCONT.
+    Pause { node: u8 },
+    /// Traffic is slowed or disturbed but not cut (latency, bandwidth, resets, slow close).
+    Degrade { what: String },
+}
+
+/// One nemesis operation. An inject is recorded when the fault is in place (read back); a heal
+/// when the harness starts undoing it. `ok = false`: it could not be done as asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NemesisEvent {
+    pub at_us: u64,
+    pub op: NemesisOp,
+    /// Which fault of the scenario (its index).
+    pub fault: usize,
+    pub effect: Effect,
+    pub ok: bool,
+    /// Exact targets: proxies and directions, or the process.
+    pub detail: String,
+}
+
+/// What one node said about the test topic at one moment (its admin API, asked separately).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub at_us: u64,
+    pub node: u8,
+    /// `None`: the node did not answer (then `error` says why).
+    #[serde(default)]
+    pub raft_leader: Option<u8>,
+    #[serde(default)]
+    pub partitions: Vec<PartitionView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One partition as one node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionView {
+    pub partition: i32,
+    pub leader: Option<u8>,
+    pub replicas: Vec<u8>,
+    pub isr: Vec<u8>,
+}
+
+/// A topic setting: what was asked for, and what the cluster said when asked back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setting {
+    pub requested: Option<i64>,
+    /// `None`: the cluster would not say (then the rules use `requested`, and say so).
+    pub read_back: Option<i64>,
+}
+
+impl Setting {
+    /// The value the rules use: read back, else requested.
+    pub fn effective(&self) -> Option<i64> {
+        self.read_back.or(self.requested)
+    }
+
+    /// `2 (read back from the cluster)` / `2 (requested; the cluster did not say)` / `unknown`.
+    pub fn describe(&self) -> String {
+        match (self.read_back, self.requested) {
+            (Some(v), Some(r)) if v != r => format!("{v} (read back from the cluster; {r} was requested)"),
+            (Some(v), _) => format!("{v} (read back from the cluster)"),
+            (None, Some(r)) => format!("{r} (requested; the cluster did not say)"),
+            (None, None) => "unknown".to_string(),
+        }
+    }
+}
+
+/// The test topic's settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicSettings {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: Setting,
+    pub min_insync_replicas: Setting,
+    /// Replicas per partition as the cluster reported them after creation.
+    #[serde(default)]
+    pub replicas: BTreeMap<i32, Vec<u8>>,
+}
+
+/// When the fault phase began and ended and the workload stopped, µs since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub inject_us: u64,
+    pub heal_us: u64,
+    /// When the workload stopped sending.
+    pub end_us: u64,
+}
+
 /// How the final read ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinalRead {
     /// Every partition was read up to its highest acknowledged offset before the deadline.
     pub complete: bool,
-    /// Per partition: the highest acknowledged offset the final read had to reach.
+    /// Per partition: the last offset the final read had to reach: the log end (high
+    /// watermark − 1, read after heal) or the highest acknowledged offset, whichever is higher.
     pub targets: BTreeMap<i32, i64>,
+    /// Per partition: the high watermark the cluster reported before the final read
+    /// (`None`: it would not say; the target is then the highest acknowledged offset).
+    #[serde(default)]
+    pub log_end: BTreeMap<i32, Option<i64>>,
     /// Per partition: the highest offset it did reach.
     pub reached: BTreeMap<i32, i64>,
     /// Distinct errors the final consumer saw (at most 10), for the report.
@@ -64,6 +190,19 @@ pub struct History {
     pub sends: Vec<Send>,
     pub reads: Vec<Read>,
     pub final_read: FinalRead,
+    /// The cluster's node ids.
+    #[serde(default)]
+    pub nodes: Vec<u8>,
+    #[serde(default)]
+    pub timeline: Timeline,
+    #[serde(default)]
+    pub topic: TopicSettings,
+    #[serde(default)]
+    pub nemesis: Vec<NemesisEvent>,
+    #[serde(default)]
+    pub observations: Vec<Observation>,
+    #[serde(default)]
+    pub reader_events: Vec<ReaderEvent>,
 }
 
 /// The unique value of a producer's `seq`-th send.

@@ -9,14 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::{History, Outcome};
 
-/// When the fault was injected and healed, in µs since the workload started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Timeline {
-    pub inject_us: u64,
-    pub heal_us: u64,
-    /// When the workload stopped sending.
-    pub end_us: u64,
-}
+pub use crate::history::Timeline;
 
 /// The phase a send belongs to, by its invoke time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -197,6 +190,7 @@ mod tests {
                     invoked_us: t,
                     completed_us: Some(t + lat(t)),
                     outcome: Outcome::Ok { partition: 0, offset: seq as i64 },
+                    broker: None,
                 });
                 seq += 1;
             }

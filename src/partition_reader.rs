@@ -45,6 +45,9 @@ impl PartitionReader {
     pub fn start(mut config: ClientConfig, topic: &str, partitions: &[i32]) -> Result<PartitionReader, String> {
         config.remove("group.id");
         config.set("enable.partition.eof", "false");
+        // An out-of-range offset is an error the history records, never a silent jump to the
+        // log end (librdkafka's default) that would hide data.
+        config.set("auto.offset.reset", "error");
         let client: BaseConsumer = config.create().map_err(|e| format!("reader client: {e}"))?;
         let rk = client.client().native_ptr();
         let name = CString::new(topic).map_err(|_| format!("topic name {topic:?} contains a NUL byte"))?;
@@ -69,8 +72,9 @@ impl PartitionReader {
         Ok(reader)
     }
 
-    /// Waits up to `wait` for the next message of any partition. `Ok(None)` when none came.
-    pub fn poll(&self, wait: Duration) -> Result<Option<Record>, String> {
+    /// Waits up to `wait` for the next message of any partition. `Ok(None)` when none came;
+    /// `Err((partition, error))` when a partition reported an error instead.
+    pub fn poll(&self, wait: Duration) -> Result<Option<Record>, (i32, String)> {
         // Serve the client's own events (errors, logs queued on the main queue).
         let _ = self.client.poll(Duration::ZERO);
         let ms = wait.as_millis().min(i32::MAX as u128) as i32;
@@ -87,7 +91,7 @@ impl PartitionReader {
             } else {
                 // SAFETY: errstr returns a NUL-terminated string owned by the message.
                 let detail = unsafe { CStr::from_ptr(rd::rd_kafka_message_errstr(m)) }.to_string_lossy().into_owned();
-                Err(format!("[{}] {}: {detail}", msg.partition, RDKafkaErrorCode::from(msg.err)))
+                Err((msg.partition, format!("{}: {detail}", RDKafkaErrorCode::from(msg.err))))
             }
         } else {
             let payload = if msg.payload.is_null() {

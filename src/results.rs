@@ -6,7 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::checker::availability::PartitionAvailability;
+use crate::checker::metadata::MetadataReport;
+use crate::checker::quorum::QuorumReport;
+use crate::checker::reads::PollReport;
 use crate::checker::Anomalies;
+use crate::history::TopicSettings;
 use crate::liveness::Liveness;
 use crate::verdict::{Fidelity, Verdict};
 
@@ -80,6 +85,9 @@ pub struct ScenarioResult {
     pub fidelity: Fidelity,
     pub counts: Counts,
     pub anomalies: Anomalies,
+    /// The rules that read the fault timeline (absent in older results files).
+    #[serde(default)]
+    pub checks: Option<Checks>,
     pub liveness: Option<Liveness>,
     pub metrics: Vec<MetricDelta>,
     /// The full history of sends and reads, for anyone who wants to check the checker.
@@ -89,6 +97,16 @@ pub struct ScenarioResult {
     /// about Chronik's start-up, with the stuck node and its log tail).
     #[serde(default)]
     pub startup_failures: Vec<String>,
+}
+
+/// What the timeline-aware rules found, and the topic settings they used.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checks {
+    pub topic: TopicSettings,
+    pub quorum: QuorumReport,
+    pub polls: PollReport,
+    pub partitions: Vec<PartitionAvailability>,
+    pub metadata: MetadataReport,
 }
 
 impl Results {

@@ -11,14 +11,20 @@ use crate::checker;
 use crate::cluster::config::ClusterSettings;
 use crate::cluster::supervisor::NodeCommand;
 use crate::cluster::{Cluster, ClusterSpec, ToxiproxySource};
+use crate::connectivity::Connectivity;
 use crate::fault::{self, Action};
-use crate::history::{History, Outcome};
-use crate::liveness::{self, Phase, Timeline};
+use crate::history::History;
+use crate::history::{NemesisEvent, NemesisOp, Timeline};
+use crate::liveness::{self, Phase};
+use crate::observer::Observer;
 use crate::os;
-use crate::results::{Counts, Event, MetricDelta, ScenarioResult};
+use crate::proof;
+use crate::results::{Checks, Counts, Event, MetricDelta, ScenarioResult};
 use crate::scenario::Scenario;
+use crate::sock_diag;
 use crate::topology::TopologySpec;
 use crate::toxiproxy::Client;
+use crate::toxiproxy::ToxicKind;
 use crate::verdict::{self, Fidelity, Verdict};
 use crate::workload::{self, Recorder, Workload, WorkloadConfig};
 
@@ -36,8 +42,6 @@ pub struct SuiteConfig {
     /// Of those, the ones that must move while the workload runs.
     pub must_move: Vec<String>,
     pub ready_timeout: Duration,
-    /// Whether the Toxiproxy server counts bytes live (the embedded one does).
-    pub live_counters: bool,
     /// Cluster start-ups tried per scenario before giving up (each failure is recorded).
     pub start_attempts: u32,
 }
@@ -79,6 +83,7 @@ pub async fn run_scenario(
         fidelity: Fidelity::default(),
         counts: Counts::default(),
         anomalies: Default::default(),
+        checks: None,
         liveness: None,
         metrics: Vec::new(),
         history_file: None,
@@ -134,13 +139,22 @@ async fn run_inner(
         wl.idempotence = i;
     }
     create_topic_with_retry(&wl, Duration::from_secs(60)).await?;
-    say(&format!("topic {} created ({} partitions, RF {})", wl.topic, wl.partitions, wl.replication_factor));
+    let topic = workload::read_topic_settings(&wl, Duration::from_secs(5)).await;
+    say(&format!(
+        "topic {} created ({} partitions; replication factor {}; min.insync.replicas {})",
+        wl.topic,
+        wl.partitions,
+        topic.replication_factor.describe(),
+        topic.min_insync_replicas.describe()
+    ));
     let before = scrape(&cluster, &cfg.watch_metrics).await;
 
     let rec = Recorder::new(Instant::now());
     let event = |r: &mut ScenarioResult, rec: &Recorder, what: String| {
         r.timeline.push(Event { t_ms: rec.now_us() as f64 / 1e3, what });
     };
+    let admins = cluster.supervisor.nodes().iter().map(|n| (n.id(), n.admin().clone())).collect();
+    let observer = Observer::start(admins, &wl.topic, rec.clone(), Duration::from_millis(300));
     let running = Workload::start(&wl, rec.clone())?;
     event(
         r,
@@ -166,41 +180,49 @@ async fn run_inner(
     r.targets = roles.iter().map(|(t, n)| (t.to_string(), *n)).collect();
     let actions: Vec<Action> =
         s.faults.iter().enumerate().map(|(i, f)| fault::plan_action(f, i, &roles, &cluster.plan)).collect();
-    let mut fidelity = Fidelity { proven: true, ..Fidelity::default() };
-    if actions.is_empty() {
-        fidelity.evidence.push("no fault in this scenario: nothing to prove".to_string());
-    }
-    for a in &actions {
+    let probe_baseline = proof::baseline(&cluster.plan, &actions).await;
+    let mut nemesis = Vec::new();
+    let mut fidelity = Fidelity::default();
+    // Per action: injected, and its effect measured.
+    let mut injected = vec![false; actions.len()];
+    let mut measured = vec![false; actions.len()];
+    for (i, a) in actions.iter().enumerate() {
         if let Action::Toxics(ps) = a {
             r.toxics.extend(ps.iter().map(|p| format!("{}: {}", p.proxy, p.toxic)));
         }
-        match fault::inject(&mut cluster, a).await {
-            Ok(ev) => fidelity.evidence.extend(ev),
-            Err(e) => {
-                fidelity.proven = false;
-                fidelity.problems.push(format!("injection failed: {e}"));
+        let result = fault::inject(&mut cluster, a).await;
+        let ok = result.is_ok();
+        nemesis.push(NemesisEvent {
+            at_us: rec.now_us(),
+            op: NemesisOp::Inject,
+            fault: i,
+            effect: fault::effect_of(a, &cluster.plan),
+            ok,
+            detail: fault::describe(a),
+        });
+        match result {
+            Ok(ev) => {
+                injected[i] = true;
+                // A kill or pause is proven by the OS view inject reads back.
+                measured[i] = matches!(a, Action::Kill(_) | Action::Pause(_));
+                fidelity.evidence.extend(ev);
             }
+            Err(e) => fidelity.problems.push(format!("injection failed: {e}")),
         }
     }
     let t_inject = rec.now_us();
     let targets: Vec<String> = r.targets.iter().map(|(k, v)| format!("{k}=n{v}")).collect();
-    event(
-        r,
-        &rec,
-        format!(
-            "inject: {} fault(s){}",
-            actions.len(),
-            if targets.is_empty() { String::new() } else { format!(" on {}", targets.join(", ")) }
-        ),
-    );
+    let on = if targets.is_empty() { String::new() } else { format!(" on {}", targets.join(", ")) };
+    event(r, &rec, format!("inject: {} fault(s){on}", actions.len()));
     say(&format!(
         "fault injected{}",
         if targets.is_empty() { String::new() } else { format!(" ({})", targets.join(", ")) }
     ));
 
     let settle = Duration::from_millis(500).min(s.phases.hold / 2);
+    let hold_end = Instant::now() + s.phases.hold;
     tokio::time::sleep(settle).await;
-    let counters_before = toxiproxy.proxy_bytes().await.ok();
+    let sockets_before = sock_diag::tcp_sockets().map_err(|e| e.to_string());
     let placed: Vec<fault::Placement> = actions
         .iter()
         .filter_map(|a| if let Action::Toxics(p) = a { Some(p.clone()) } else { None })
@@ -208,22 +230,73 @@ async fn run_inner(
         .collect();
     let pid_of = |id: u8| cluster.supervisor.node(id).ok().and_then(|n| n.pid());
     fidelity.evidence.extend(fault::os_view(&cluster.plan, &placed, &pid_of, &os::connections_of));
-    tick(s.phases.hold.saturating_sub(settle), "hold", &rec, say).await;
-    let counters_after = toxiproxy.proxy_bytes().await.ok();
-    let (ev, problems) =
-        fault::black_hole_evidence(&placed, counters_before.as_ref(), counters_after.as_ref(), cfg.live_counters);
-    fidelity.evidence.extend(ev);
-    if !problems.is_empty() {
-        fidelity.proven = false;
-        fidelity.problems.extend(problems);
+    // Probes run during the hold, while the workload goes on.
+    let mut probed = Vec::new();
+    for (i, a) in actions.iter().enumerate() {
+        if let (Action::Toxics(ps), true) = (a, injected[i]) {
+            if ps.iter().any(|p| !matches!(p.toxic.kind, ToxicKind::Timeout { timeout: 0 })) {
+                probed.push((i, proof::probe_toxics(&cluster.plan, ps, &probe_baseline).await));
+            }
+        }
+    }
+    tick(hold_end.saturating_duration_since(Instant::now()), "hold", &rec, say).await;
+    let sockets_after = sock_diag::tcp_sockets().map_err(|e| e.to_string());
+    for (i, a) in actions.iter().enumerate() {
+        let Action::Toxics(ps) = a else { continue };
+        if !injected[i] {
+            continue;
+        }
+        let holes = ps.iter().any(|p| matches!(p.toxic.kind, ToxicKind::Timeout { timeout: 0 }));
+        let others = ps.iter().any(|p| !matches!(p.toxic.kind, ToxicKind::Timeout { timeout: 0 }));
+        let mut ok = true;
+        if holes {
+            match (&sockets_before, &sockets_after) {
+                (Ok(b), Ok(af)) => {
+                    let m = proof::black_holes(&cluster.plan, ps, b, af);
+                    ok &= m.proven;
+                    fidelity.evidence.extend(m.evidence);
+                    fidelity.problems.extend(m.problems);
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    ok = false;
+                    fidelity.problems.push(format!("the kernel's socket counters could not be read: {e}"));
+                }
+            }
+        }
+        if others {
+            let m = probed.iter().find(|(j, _)| *j == i).map(|(_, m)| m.clone()).unwrap_or_default();
+            ok &= m.proven;
+            fidelity.evidence.extend(m.evidence);
+            fidelity.problems.extend(m.problems);
+        }
+        measured[i] = ok;
     }
     let died_during_fault = cluster.supervisor.check_exits();
 
-    for a in actions.iter().rev() {
-        match fault::heal(&mut cluster, a).await {
+    let mut healed = true;
+    for (i, a) in actions.iter().enumerate().rev() {
+        let at_us = rec.now_us();
+        let result = fault::heal(&mut cluster, a).await;
+        nemesis.push(NemesisEvent {
+            at_us,
+            op: NemesisOp::Heal,
+            fault: i,
+            effect: fault::effect_of(a, &cluster.plan),
+            ok: result.is_ok(),
+            detail: fault::describe(a),
+        });
+        match result {
             Ok(ev) => fidelity.evidence.extend(ev),
-            Err(e) => fidelity.problems.push(format!("heal failed: {e}")),
+            Err(e) => {
+                healed = false;
+                fidelity.problems.push(format!("heal failed: {e}"));
+            }
         }
+    }
+    fidelity.proven = healed && injected.iter().all(|x| *x) && measured.iter().all(|x| *x);
+    if actions.is_empty() {
+        fidelity.proven = true;
+        fidelity.evidence.push("no fault in this scenario: nothing to prove".to_string());
     }
     let t_heal = rec.now_us();
     event(r, &rec, "heal".to_string());
@@ -232,19 +305,43 @@ async fn run_inner(
     let rec = running.stop().await;
     let t_end = rec.now_us();
     event(r, &rec, "workload stopped".to_string());
+    // Convergence: the observer keeps asking until every node answers and they agree on each
+    // partition's leader (or 10 s pass); the final read starts after that.
+    let converged = wait_converged(&observer, &ids, Duration::from_secs(10)).await;
+    let observations = observer.stop().await;
+    event(
+        r,
+        &rec,
+        format!(
+            "observer: {} (last round {})",
+            if converged { "nodes agree" } else { "nodes still disagree" },
+            observations.len()
+        ),
+    );
 
     let (sends, live_reads) = rec.take();
-    let mut h = History { ordered_producers: true, sends, reads: live_reads, ..History::default() };
+    let mut h = History {
+        ordered_producers: true,
+        sends,
+        reads: live_reads,
+        nodes: ids.clone(),
+        timeline: Timeline { inject_us: t_inject, heal_us: t_heal, end_us: t_end },
+        topic,
+        nemesis,
+        observations,
+        ..History::default()
+    };
     say("final read");
-    h.final_read = workload::final_read(&wl, &rec, h.highest_acked(), s.phases.final_read_deadline).await?;
+    let log_end = workload::log_ends(&wl, Duration::from_secs(5)).await;
+    h.final_read = workload::final_read(&wl, &rec, h.highest_acked(), log_end, s.phases.final_read_deadline).await?;
     h.reads.extend(rec.take().1);
+    h.reader_events = rec.take_reader_events();
     event(r, &rec, format!("final read {}", if h.final_read.complete { "complete" } else { "hit its deadline" }));
     let after = scrape(&cluster, &cfg.watch_metrics).await;
     let died_later = cluster.supervisor.check_exits();
 
-    let anomalies = checker::check(&h);
-    let tl = Timeline { inject_us: t_inject, heal_us: t_heal, end_us: t_end };
-    let live = liveness::measure(&h, &tl);
+    let checked = check_history(&h, &s.expect);
+    let live = liveness::measure(&h, &h.timeline);
     if let Some(min) = s.expect.min_added_latency_ms {
         let p50 = |p: Phase| live.latency.get(&p).map(|l| l.p50_ms);
         match (p50(Phase::Steady), p50(Phase::Fault)) {
@@ -269,28 +366,28 @@ async fn run_inner(
         acked: h.acked(),
         failed: h.failed(),
         indeterminate: h.indeterminate(),
-        acked_during_fault: h
-            .sends
-            .iter()
-            .filter(|x| matches!(x.outcome, Outcome::Ok { .. }) && x.invoked_us >= t_inject && x.invoked_us < t_heal)
-            .count(),
+        acked_during_fault: checked.partitions.iter().map(|p| p.acked_during_fault).sum(),
         reads: h.reads.iter().filter(|x| !x.final_read).count(),
         final_reads: h.reads.iter().filter(|x| x.final_read).count(),
     };
     let (verdict, mut why) = verdict::decide(&verdict::Inputs {
         expect: &s.expect,
         idempotence: wl.idempotence,
-        anomalies: &anomalies,
+        anomalies: &checked.anomalies,
+        polls: &checked.polls,
+        quorum: &checked.quorum,
+        partitions: &checked.partitions,
+        metadata: &checked.metadata,
         liveness: &live,
         final_read: &h.final_read,
         fidelity: &fidelity,
-        acked_during_fault: r.counts.acked_during_fault,
+        faulted: !actions.is_empty(),
         sends: r.counts.sends,
         acked: r.counts.acked,
     });
     let mut verdict = verdict;
     for d in died_during_fault.iter().chain(&died_later) {
-        why.push(format!("n{} exited on its own ({}) during the scenario.", d.id, d.status));
+        why.push(format!("HANG: n{} exited on its own ({}) during the scenario.", d.id, d.status));
         verdict = verdict.max(Verdict::Hang);
     }
     r.metrics = deltas(&before, &after, &cfg.must_move);
@@ -308,7 +405,14 @@ async fn run_inner(
     }
     r.verdict = verdict;
     r.explanation = why;
-    r.anomalies = anomalies;
+    r.anomalies = checked.anomalies;
+    r.checks = Some(Checks {
+        quorum: checked.quorum,
+        polls: checked.polls,
+        partitions: checked.partitions,
+        metadata: checked.metadata,
+        topic: h.topic.clone(),
+    });
     r.liveness = Some(live);
     r.fidelity = fidelity;
     let teardown = cluster.teardown().await;
@@ -316,6 +420,42 @@ async fn run_inner(
         r.explanation.push(format!("n{id} ignored SIGTERM for 30 s at teardown and was killed."));
     }
     Ok(())
+}
+
+/// Everything the checker found in one history.
+pub struct Checked {
+    pub anomalies: checker::Anomalies,
+    pub polls: checker::reads::PollReport,
+    pub quorum: checker::quorum::QuorumReport,
+    pub partitions: Vec<checker::availability::PartitionAvailability>,
+    pub metadata: checker::metadata::MetadataReport,
+}
+
+/// Runs every checker rule over a history (pure: a saved history re-checks offline).
+pub fn check_history(h: &History, expect: &crate::scenario::Expect) -> Checked {
+    let conn = Connectivity::from_events(&h.nemesis);
+    Checked {
+        anomalies: checker::check(h),
+        polls: checker::reads::check(h),
+        quorum: checker::quorum::check(h, &conn),
+        partitions: checker::availability::measure(h, &conn),
+        metadata: checker::metadata::check(h, &conn, (expect.max_stale_leader_ms * 1e3) as u64),
+    }
+}
+
+/// Samples until every node answers and all agree on each partition's leader, or `within` passes.
+async fn wait_converged(observer: &Observer, ids: &[u8], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        observer.sample().await;
+        // The observer keeps its own record; agreement is judged by the checker from it. Here
+        // a fresh round decides only whether to wait longer.
+        let agreed = observer.last_round_agrees(ids);
+        if agreed || Instant::now() >= deadline {
+            return agreed;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// Starts the cluster; a start-up that never becomes ready is retried (up to `attempts` in all)

@@ -1,20 +1,24 @@
-//! The Kafka workload (rdkafka): creates the test topic, runs producers with `acks=all` that
-//! write unique values at a set rate and record every send as invoke → ok / fail / info, a
-//! consumer that polls during the run, and the final read after every fault is healed.
+//! The Kafka workload (rdkafka): creates the test topic (with `min.insync.replicas` set, then
+//! read back), runs producers with `acks=all` that enqueue unique values in sequence order and
+//! record every send as invoke → ok / fail / info (librdkafka's persistence status decides fail
+//! versus indeterminate; the broker that answered is kept), a reader that polls during the run,
+//! and the final read to the log end after every fault is healed.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::bindings as rd;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::history::{value_of, FinalRead, Outcome, Read, Send};
+use crate::history::{value_of, FinalRead, Outcome, Read, ReaderEvent, Send, Setting, TopicSettings};
 use crate::partition_reader::PartitionReader;
 
 /// What the workload does.
@@ -24,6 +28,8 @@ pub struct WorkloadConfig {
     pub topic: String,
     pub partitions: i32,
     pub replication_factor: i32,
+    /// Set on the topic at creation (`min.insync.replicas`), then read back.
+    pub min_insync_replicas: i32,
     pub producers: u32,
     /// Sends per second, per producer.
     pub rate_per_producer: f64,
@@ -41,6 +47,7 @@ impl WorkloadConfig {
             topic: topic.into(),
             partitions: 3,
             replication_factor: 3,
+            min_insync_replicas: 2,
             producers: 2,
             rate_per_producer: 50.0,
             idempotence: true,
@@ -65,11 +72,17 @@ pub struct Recorder {
     start: Instant,
     sends: Mutex<Vec<Send>>,
     reads: Mutex<Vec<Read>>,
+    reader_events: Mutex<Vec<ReaderEvent>>,
 }
 
 impl Recorder {
     pub fn new(start: Instant) -> Arc<Recorder> {
-        Arc::new(Recorder { start, sends: Mutex::new(Vec::new()), reads: Mutex::new(Vec::new()) })
+        Arc::new(Recorder {
+            start,
+            sends: Mutex::new(Vec::new()),
+            reads: Mutex::new(Vec::new()),
+            reader_events: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn now_us(&self) -> u64 {
@@ -88,6 +101,15 @@ impl Recorder {
         self.reads.lock().unwrap().push(r);
     }
 
+    fn reader_event(&self, e: ReaderEvent) {
+        self.reader_events.lock().unwrap().push(e);
+    }
+
+    /// Reader errors recorded so far (taken out).
+    pub fn take_reader_events(&self) -> Vec<ReaderEvent> {
+        std::mem::take(&mut *self.reader_events.lock().unwrap())
+    }
+
     /// Acknowledged writes so far (for progress lines).
     pub fn acked(&self) -> usize {
         self.sends.lock().unwrap().iter().filter(|s| matches!(s.outcome, Outcome::Ok { .. })).count()
@@ -103,10 +125,12 @@ impl Recorder {
     }
 }
 
-/// Creates the topic; an existing topic with that name is accepted.
+/// Creates the topic with `min.insync.replicas` set; an existing topic with that name is accepted.
 pub async fn create_topic(cfg: &WorkloadConfig, timeout: Duration) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = cfg.client().create().map_err(|e| format!("admin client: {e}"))?;
-    let topic = NewTopic::new(&cfg.topic, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor));
+    let min_isr = cfg.min_insync_replicas.to_string();
+    let topic = NewTopic::new(&cfg.topic, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
+        .set("min.insync.replicas", &min_isr);
     let opts = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
     let results =
         admin.create_topics([&topic], &opts).await.map_err(|e| format!("creating topic {}: {e}", cfg.topic))?;
@@ -117,6 +141,52 @@ pub async fn create_topic(cfg: &WorkloadConfig, timeout: Duration) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The topic's settings as the cluster reports them: replication factor and replicas from
+/// Metadata, `min.insync.replicas` from DescribeConfigs. What it will not say stays `None`.
+pub async fn read_topic_settings(cfg: &WorkloadConfig, timeout: Duration) -> TopicSettings {
+    let mut t = TopicSettings {
+        name: cfg.topic.clone(),
+        partitions: cfg.partitions,
+        replication_factor: Setting { requested: Some(cfg.replication_factor as i64), read_back: None },
+        min_insync_replicas: Setting { requested: Some(cfg.min_insync_replicas as i64), read_back: None },
+        replicas: BTreeMap::new(),
+    };
+    let (client, topic) = (cfg.client(), cfg.topic.clone());
+    let md = tokio::task::spawn_blocking(move || -> Option<BTreeMap<i32, Vec<u8>>> {
+        let consumer: BaseConsumer = client.create().ok()?;
+        let md = consumer.fetch_metadata(Some(&topic), timeout).ok()?;
+        let t = md.topics().iter().find(|t| t.name() == topic)?;
+        Some(
+            t.partitions()
+                .iter()
+                .map(|p| (p.id(), p.replicas().iter().filter_map(|r| u8::try_from(*r).ok()).collect()))
+                .collect(),
+        )
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(replicas) = md {
+        let counts: std::collections::BTreeSet<usize> = replicas.values().map(Vec::len).collect();
+        if counts.len() == 1 && !counts.contains(&0) {
+            t.replication_factor.read_back = counts.into_iter().next().map(|n| n as i64);
+        }
+        t.replicas = replicas.into_iter().filter(|(_, r)| !r.is_empty()).collect();
+    }
+    if let Ok(admin) = cfg.client().create::<AdminClient<DefaultClientContext>>() {
+        let opts = AdminOptions::new().request_timeout(Some(timeout));
+        let spec = ResourceSpecifier::Topic(&cfg.topic);
+        if let Ok(Ok(Ok(res))) = tokio::time::timeout(timeout, admin.describe_configs([&spec], &opts))
+            .await
+            .map(|r| r.map(|mut v| v.remove(0)))
+        {
+            t.min_insync_replicas.read_back =
+                res.get("min.insync.replicas").and_then(|e| e.value.as_deref()).and_then(|v| v.parse().ok());
+        }
+    }
+    t
 }
 
 /// The leader of each partition of the topic, from a Metadata request through the proxies.
@@ -156,7 +226,8 @@ impl Workload {
                 // Keep each producer's order without idempotence: one request at a time.
                 c.set("max.in.flight.requests.per.connection", "1");
             }
-            let producer: FutureProducer = c.create().map_err(|e| format!("producer {p}: {e}"))?;
+            let producer: ThreadedProducer<Delivery> =
+                c.create_with_context(Delivery { rec: recorder.clone() }).map_err(|e| format!("producer {p}: {e}"))?;
             tasks.push(tokio::spawn(produce_loop(p, producer, cfg.clone(), recorder.clone(), stop.clone())));
         }
         let reader = reader(cfg, "live")?;
@@ -175,18 +246,64 @@ impl Workload {
     }
 }
 
+/// One send waiting for its delivery report.
+struct Pending {
+    producer: u32,
+    seq: u64,
+    value: String,
+    invoked_us: u64,
+}
+
+/// The producers' context: librdkafka calls `delivery` once per send, on its own thread,
+/// with the message's persistence status and the broker that answered.
+struct Delivery {
+    rec: Arc<Recorder>,
+}
+
+impl ClientContext for Delivery {}
+
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, p: Box<Pending>) {
+        let completed_us = Some(self.rec.now_us());
+        let (outcome, broker) = match result {
+            Ok(m) => {
+                // SAFETY: `m.ptr()` is the live message librdkafka hands to this callback.
+                let broker = unsafe { rd::rd_kafka_message_broker_id(m.ptr()) };
+                (Outcome::Ok { partition: m.partition(), offset: m.offset() }, broker)
+            }
+            Err((e, m)) => {
+                // SAFETY: as above.
+                let (status, broker) =
+                    unsafe { (rd::rd_kafka_message_status(m.ptr()), rd::rd_kafka_message_broker_id(m.ptr())) };
+                (classify(e, status), broker)
+            }
+        };
+        self.rec.send(Send {
+            producer: p.producer,
+            seq: p.seq,
+            value: p.value,
+            invoked_us: p.invoked_us,
+            completed_us,
+            outcome,
+            broker: (broker >= 0).then_some(broker),
+        });
+    }
+}
+
+/// Enqueues one send per tick, synchronously and in sequence order, so that librdkafka sees a
+/// producer's values in the order of their sequence numbers; delivery is recorded apart.
 async fn produce_loop(
     p: u32,
-    producer: FutureProducer,
+    producer: ThreadedProducer<Delivery>,
     cfg: WorkloadConfig,
     rec: Arc<Recorder>,
     stop: CancellationToken,
 ) {
-    let producer = Arc::new(producer);
     let interval = Duration::from_secs_f64(1.0 / cfg.rate_per_producer.max(0.001));
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut inflight = Vec::new();
     let mut seq = 0u64;
     loop {
         tokio::select! {
@@ -196,46 +313,41 @@ async fn produce_loop(
         let value = value_of(p, seq);
         let partition = (seq % cfg.partitions.max(1) as u64) as i32;
         let invoked_us = rec.now_us();
-        let (producer, rec, topic) = (producer.clone(), rec.clone(), cfg.topic.clone());
-        inflight.push(tokio::spawn(async move {
-            let record = FutureRecord::<(), str>::to(&topic).partition(partition).payload(&value);
-            let outcome = match producer.send(record, Duration::from_secs(0)).await {
-                Ok(delivery) => Outcome::Ok { partition: delivery.partition, offset: delivery.offset },
-                Err((e, _)) => classify(&e),
-            };
-            rec.send(Send { producer: p, seq, value, invoked_us, completed_us: Some(rec.now_us()), outcome });
-        }));
+        let pending = Box::new(Pending { producer: p, seq, value: value.clone(), invoked_us });
+        let record = BaseRecord::<(), str, Box<Pending>>::with_opaque_to(&cfg.topic, pending)
+            .partition(partition)
+            .payload(value.as_str());
+        if let Err((e, record)) = producer.send(record) {
+            // Not enqueued (e.g. the local queue is full): definitely not written.
+            let p = record.delivery_opaque;
+            rec.send(Send {
+                producer: p.producer,
+                seq: p.seq,
+                value: p.value,
+                invoked_us: p.invoked_us,
+                completed_us: Some(rec.now_us()),
+                outcome: Outcome::Fail { error: format!("not enqueued: {e}") },
+                broker: None,
+            });
+        }
         seq += 1;
-        inflight.retain(|h| !h.is_finished());
     }
-    for h in inflight {
-        let _ = h.await;
-    }
+    // Every enqueued send resolves by message.timeout.ms; wait for that (and a margin).
+    let wait = cfg.message_timeout + Duration::from_secs(5);
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = producer.flush(wait);
+        drop(producer);
+    })
+    .await;
 }
 
-/// A send error is a definite failure only when the broker rejected the write outright;
-/// everything else (timeouts, lost connections, not-enough-replicas-after-append) is
+/// A failed send is a definite failure only when librdkafka says the message was not
+/// persisted (never sent, or rejected outright by the broker); a possibly persisted one
+/// (timeouts after sending, lost connections, not-enough-replicas-after-append) is
 /// indeterminate.
-pub fn classify(e: &KafkaError) -> Outcome {
-    use RDKafkaErrorCode as C;
-    let code = e.rdkafka_error_code();
-    let definite = matches!(
-        code,
-        Some(
-            C::InvalidMessage
-                | C::MessageSizeTooLarge
-                | C::InvalidTopic
-                | C::MessageBatchTooLarge
-                | C::NotEnoughReplicas
-                | C::InvalidRequiredAcks
-                | C::TopicAuthorizationFailed
-                | C::ClusterAuthorizationFailed
-                | C::UnsupportedForMessageFormat
-                | C::InvalidRecord
-        )
-    );
+pub fn classify(e: &KafkaError, status: rd::rd_kafka_msg_status_t) -> Outcome {
     let error = e.to_string();
-    if definite {
+    if status == rd::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED {
         Outcome::Fail { error }
     } else {
         Outcome::Info { error }
@@ -260,8 +372,9 @@ async fn consume_loop(reader: PartitionReader, rec: Arc<Recorder>, stop: Cancell
     }
 }
 
-/// Polls up to 500 messages (or until `wait` passes without one); records them. Returns the
-/// places read and the first error, if any.
+/// Polls up to 500 messages (or until `wait` passes without one); records them, and records an
+/// error a partition gave instead of a record as a reader event. Returns the places read and
+/// the first error, if any.
 fn poll_batch(
     reader: &PartitionReader,
     rec: &Recorder,
@@ -277,25 +390,53 @@ fn poll_batch(
                 seen.push((partition, offset));
             }
             Ok(None) => break,
-            Err(e) => return (seen, Some(e)),
+            Err((partition, error)) => {
+                rec.reader_event(ReaderEvent { at_us: rec.now_us(), final_read, partition, error: error.clone() });
+                return (seen, Some(error));
+            }
         }
     }
     (seen, None)
 }
 
-/// The final read: a fresh consumer, every partition from the beginning, until each reaches
-/// its target offset (the highest acknowledged one) or `deadline` passes.
+/// The high watermark of each partition (the log end) as its leader reports it; `None` for a
+/// partition whose leader would not say.
+pub async fn log_ends(cfg: &WorkloadConfig, timeout: Duration) -> BTreeMap<i32, Option<i64>> {
+    let (client, topic, partitions) = (cfg.client(), cfg.topic.clone(), cfg.partitions);
+    tokio::task::spawn_blocking(move || {
+        let consumer: Option<BaseConsumer> = client.create().ok();
+        (0..partitions)
+            .map(|p| {
+                (p, consumer.as_ref().and_then(|c| c.fetch_watermarks(&topic, p, timeout).ok()).map(|(_, high)| high))
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// The final read: a fresh reader, every partition from the beginning, until each reaches its
+/// target (the last offset of its log, by `log_end`; else its highest acknowledged offset) or
+/// `deadline` passes.
 pub async fn final_read(
     cfg: &WorkloadConfig,
     rec: &Arc<Recorder>,
-    targets: BTreeMap<i32, i64>,
+    highest_acked: BTreeMap<i32, i64>,
+    log_end: BTreeMap<i32, Option<i64>>,
     deadline: Duration,
 ) -> Result<FinalRead, String> {
+    let targets: BTreeMap<i32, i64> = (0..cfg.partitions)
+        .map(|p| match log_end.get(&p).copied().flatten() {
+            Some(end) => (p, end - 1),
+            None => (p, highest_acked.get(&p).copied().unwrap_or(-1)),
+        })
+        .collect();
     let consumer = Arc::new(reader(cfg, "final")?);
     let started = Instant::now();
     let mut reached: BTreeMap<i32, i64> = BTreeMap::new();
     let mut errors: Vec<String> = Vec::new();
-    let done = |reached: &BTreeMap<i32, i64>| targets.iter().all(|(p, t)| reached.get(p).is_some_and(|r| r >= t));
+    let done =
+        |reached: &BTreeMap<i32, i64>| targets.iter().all(|(p, t)| *t < 0 || reached.get(p).is_some_and(|r| r >= t));
     while !done(&reached) && started.elapsed() < deadline {
         let (c, r) = (consumer.clone(), rec.clone());
         let (seen, error) = tokio::task::spawn_blocking(move || poll_batch(&c, &r, true, Duration::from_millis(200)))
@@ -311,22 +452,23 @@ pub async fn final_read(
             }
         }
     }
-    Ok(FinalRead { complete: done(&reached), targets, reached, errors })
+    Ok(FinalRead { complete: done(&reached), targets, log_end, reached, errors })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rd::rd_kafka_msg_status_t as S;
 
     #[test]
-    fn only_outright_rejections_are_definite_failures() {
+    fn librdkafkas_persistence_status_decides_fail_versus_indeterminate() {
         let timeout = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
-        assert!(matches!(classify(&timeout), Outcome::Info { .. }));
-        let transport = KafkaError::MessageProduction(RDKafkaErrorCode::BrokerTransportFailure);
-        assert!(matches!(classify(&transport), Outcome::Info { .. }));
+        assert!(matches!(classify(&timeout, S::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED), Outcome::Info { .. }));
+        // Timed out in the local queue, never sent: definitely not written.
+        assert!(matches!(classify(&timeout, S::RD_KAFKA_MSG_STATUS_NOT_PERSISTED), Outcome::Fail { .. }));
         let after_append = KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicasAfterAppend);
-        assert!(matches!(classify(&after_append), Outcome::Info { .. }));
+        assert!(matches!(classify(&after_append, S::RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED), Outcome::Info { .. }));
         let rejected = KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas);
-        assert!(matches!(classify(&rejected), Outcome::Fail { .. }));
+        assert!(matches!(classify(&rejected, S::RD_KAFKA_MSG_STATUS_NOT_PERSISTED), Outcome::Fail { .. }));
     }
 }

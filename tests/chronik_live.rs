@@ -107,7 +107,6 @@ async fn the_baseline_scenario_runs_end_to_end() {
         watch_metrics: vec!["chronik_produce_requests_total".into(), "chronik_raft_leader_changes_total".into()],
         must_move: vec!["chronik_produce_requests_total".into()],
         ready_timeout: Duration::from_secs(45),
-        live_counters: true,
         start_attempts: 3,
     };
     let baseline = chronik_chaos::scenario::select(&chronik_chaos::scenario::builtin(), &["baseline".into()]).unwrap();

@@ -24,7 +24,7 @@ const OLD_PROTOCOL: &[(&str, &str)] = &[("api.version.request", "false"), ("brok
 /// A base port whose whole plan (base..base+459) is free right now.
 fn free_base() -> u16 {
     for _ in 0..50 {
-        let base = 21000 + fastrand::u16(0..90) * 500;
+        let base = 21000 + fastrand::u16(0..85) * 500;
         let spec = spec(base);
         let plan = Plan::new(spec).unwrap();
         if chronik_chaos::cluster::preflight_ports(&plan, None).is_ok() {

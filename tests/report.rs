@@ -39,6 +39,7 @@ fn scenario(
             invoked_us: t,
             completed_us: Some(done),
             outcome: Outcome::Ok { partition: (seq % 3) as i32, offset: (seq / 3) as i64 },
+            broker: None,
         });
         seq += 1;
         t += 10_000;
@@ -92,6 +93,7 @@ fn scenario(
             ..Counts::default()
         },
         anomalies,
+        checks: None,
         liveness: Some(live),
         metrics: vec![],
         history_file: Some(PathBuf::from(format!("histories/{family}.json"))),

@@ -4,6 +4,12 @@
 //! ping/pong heartbeats, names a leader when a majority is reachable, and answers Kafka
 //! Metadata v0 requests with the advertised peer addresses.
 //!
+//! It also answers the probes of `chronik_chaos::probe`: its Kafka port answers ApiVersions (any
+//! version, in the v0 format) and closes on a bad request size; its Raft port, on a connection
+//! that starts with the HTTP/2 client preface instead of a heartbeat ping, acts as a minimal
+//! HTTP/2 server (SETTINGS, SETTINGS ACK, PING ACK, unknown frames ignored) and closes on
+//! anything that is neither.
+//!
 //! Test knobs (environment): `STAND_IN_IGNORE_SIGTERM=1` ignores SIGTERM;
 //! `STAND_IN_EXIT_AFTER_MS=N` exits with code 3 after N ms (a crash); such a node never reports a
 //! leader before it crashes, so a test of a crash during start-up cannot race readiness.
@@ -85,7 +91,7 @@ async fn run(cfg: Config) {
     let advertised: Vec<(i32, String)> = cfg.peers.iter().map(|p| (p.id as i32, p.kafka.clone())).collect();
     tokio::spawn(serve(kafka, move |s| kafka_conn(s, advertised.clone())));
     tokio::spawn(serve(wal, pong_conn));
-    tokio::spawn(serve(raft, pong_conn));
+    tokio::spawn(serve(raft, raft_conn));
     let (seen2, ids): (Seen, Vec<u64>) = (seen.clone(), cfg.peers.iter().map(|p| p.id).collect());
     tokio::spawn(serve(admin, move |s| admin_conn(s, id, total, ids.clone(), seen2.clone())));
     for peer in cfg.peers.iter().filter(|p| p.id != id).cloned() {
@@ -124,6 +130,9 @@ where
     }
 }
 
+/// The byte a heartbeat sends as its ping (and gets back as its pong).
+const HEARTBEAT_PING: u8 = 1;
+
 /// Answers each ping byte with a pong byte.
 async fn pong_conn(mut s: TcpStream) {
     let mut b = [0u8; 1];
@@ -140,7 +149,7 @@ async fn heartbeat(addr: String, peer: u64, seen: Option<Seen>) {
         if let Ok(mut s) = TcpStream::connect(&addr).await {
             let mut b = [0u8; 1];
             loop {
-                if s.write_all(&[1]).await.is_err() {
+                if s.write_all(&[HEARTBEAT_PING]).await.is_err() {
                     break;
                 }
                 match tokio::time::timeout(Duration::from_millis(500), s.read(&mut b)).await {
@@ -204,39 +213,145 @@ async fn admin_conn(mut s: TcpStream, id: u64, total: usize, ids: Vec<u64>, seen
     let _ = s.write_all(resp.as_bytes()).await;
 }
 
-/// Kafka: answers Metadata (api key 3) requests in the v0 format with the advertised brokers.
+/// Requests larger than this (or with a negative size) close the connection, as a broker's
+/// `socket.request.max.bytes` does.
+const MAX_KAFKA_REQUEST: i32 = 1 << 20;
+
+/// Kafka: answers Metadata (api key 3) requests in the v0 format with the advertised brokers,
+/// and ApiVersions (api key 18) with the v0 response; anything else closes the connection.
 async fn kafka_conn(mut s: TcpStream, brokers: Vec<(i32, String)>) {
     loop {
         let mut len = [0u8; 4];
         if s.read_exact(&mut len).await.is_err() {
             return;
         }
-        let mut req = vec![0u8; u32::from_be_bytes(len) as usize];
-        if s.read_exact(&mut req).await.is_err() || req.len() < 8 {
+        let len = i32::from_be_bytes(len);
+        if !(8..=MAX_KAFKA_REQUEST).contains(&len) {
+            return;
+        }
+        let mut req = vec![0u8; len as usize];
+        if s.read_exact(&mut req).await.is_err() {
             return;
         }
         let api_key = i16::from_be_bytes([req[0], req[1]]);
+        let api_version = i16::from_be_bytes([req[2], req[3]]);
         let correlation = &req[4..8];
-        if api_key != 3 {
-            return;
-        }
         let mut body = Vec::new();
         body.extend_from_slice(correlation);
-        body.extend_from_slice(&(brokers.len() as i32).to_be_bytes());
-        for (id, addr) in &brokers {
-            let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
-            body.extend_from_slice(&id.to_be_bytes());
-            body.extend_from_slice(&(host.len() as i16).to_be_bytes());
-            body.extend_from_slice(host.as_bytes());
-            body.extend_from_slice(&port.parse::<i32>().unwrap_or(0).to_be_bytes());
+        match api_key {
+            3 => metadata_v0(&mut body, &brokers),
+            18 => api_versions_v0(&mut body, api_version),
+            _ => return,
         }
-        body.extend_from_slice(&0i32.to_be_bytes()); // no topics
         let mut out = (body.len() as u32).to_be_bytes().to_vec();
         out.extend_from_slice(&body);
         if s.write_all(&out).await.is_err() {
             return;
         }
     }
+}
+
+/// The Metadata v0 response body after the correlation id: the brokers, no topics.
+fn metadata_v0(body: &mut Vec<u8>, brokers: &[(i32, String)]) {
+    body.extend_from_slice(&(brokers.len() as i32).to_be_bytes());
+    for (id, addr) in brokers {
+        let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
+        body.extend_from_slice(&id.to_be_bytes());
+        body.extend_from_slice(&(host.len() as i16).to_be_bytes());
+        body.extend_from_slice(host.as_bytes());
+        body.extend_from_slice(&port.parse::<i32>().unwrap_or(0).to_be_bytes());
+    }
+    body.extend_from_slice(&0i32.to_be_bytes()); // no topics
+}
+
+/// The ApiVersions v0 response body after the correlation id: an error code and the supported
+/// (api key, min version, max version) triples. Like a broker, a version it does not support
+/// gets the v0 format with UNSUPPORTED_VERSION (35) and the list.
+fn api_versions_v0(body: &mut Vec<u8>, version: i16) {
+    const SUPPORTED: [(i16, i16, i16); 2] = [(3, 0, 0), (18, 0, 0)];
+    let error: i16 = if version == 0 { 0 } else { 35 };
+    body.extend_from_slice(&error.to_be_bytes());
+    body.extend_from_slice(&(SUPPORTED.len() as i32).to_be_bytes());
+    for (key, min, max) in SUPPORTED {
+        for v in [key, min, max] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+}
+
+/// Raft port: a connection whose first byte is a heartbeat ping gets pongs; one that starts with
+/// the HTTP/2 client preface (a probe) gets a minimal HTTP/2 server; anything else is closed.
+async fn raft_conn(s: TcpStream) {
+    let mut first = [0u8; 1];
+    match s.peek(&mut first).await {
+        Ok(1) if first[0] == HEARTBEAT_PING => pong_conn(s).await,
+        Ok(1) => http2_conn(s).await,
+        _ => {}
+    }
+}
+
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const FRAME_SETTINGS: u8 = 0x4;
+const FRAME_PING: u8 = 0x6;
+const FLAG_ACK: u8 = 0x1;
+/// The default SETTINGS_MAX_FRAME_SIZE, which this server never raises.
+const MAX_FRAME: usize = 16_384;
+
+/// A minimal HTTP/2 server for probes: checks the preface byte by byte (closing on the first
+/// wrong byte), sends an empty SETTINGS, ACKs the client's SETTINGS, answers each PING with a
+/// PING ACK carrying its payload, ignores every other frame type, and closes on a frame HTTP/2
+/// forbids here (first frame not SETTINGS, oversized, malformed SETTINGS or PING).
+async fn http2_conn(mut s: TcpStream) {
+    let mut preface = [0u8; 24];
+    let mut got = 0;
+    while got < preface.len() {
+        match s.read(&mut preface[got..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) if preface[got..got + n] != HTTP2_PREFACE[got..got + n] => return,
+            Ok(n) => got += n,
+        }
+    }
+    if s.write_all(&http2_frame(FRAME_SETTINGS, 0, &[])).await.is_err() {
+        return;
+    }
+    let mut first = true;
+    loop {
+        let mut head = [0u8; 9];
+        if s.read_exact(&mut head).await.is_err() {
+            return;
+        }
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let (kind, flags) = (head[3], head[4]);
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        if len > MAX_FRAME || (first && (kind != FRAME_SETTINGS || flags & FLAG_ACK != 0)) {
+            return;
+        }
+        first = false;
+        let mut payload = vec![0u8; len];
+        if s.read_exact(&mut payload).await.is_err() {
+            return;
+        }
+        let answer = match (kind, flags & FLAG_ACK) {
+            (FRAME_SETTINGS | FRAME_PING, _) if stream != 0 => return,
+            (FRAME_SETTINGS, 0) if len % 6 == 0 => http2_frame(FRAME_SETTINGS, FLAG_ACK, &[]),
+            (FRAME_SETTINGS, _) if len == 0 => continue, // the client's ACK of ours
+            (FRAME_PING, 0) if len == 8 => http2_frame(FRAME_PING, FLAG_ACK, &payload),
+            (FRAME_PING, _) if len == 8 => continue,
+            (FRAME_SETTINGS | FRAME_PING, _) => return,
+            _ => continue, // other and unknown frame types: ignored
+        };
+        if s.write_all(&answer).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One HTTP/2 frame: 24-bit length, type, flags, stream 0, payload.
+fn http2_frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(&[kind, flags, 0, 0, 0, 0]);
+    out.extend_from_slice(payload);
+    out
 }
 
 #[allow(dead_code)]

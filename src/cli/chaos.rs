@@ -15,7 +15,7 @@ use crate::results::{ChronikInfo, Results, RESULTS_VERSION};
 use crate::runner::{self, SuiteConfig};
 use crate::scenario::{self, Scenario};
 use crate::topology::{FixedPorts, TopologySpec, DEFAULT_BASE_PORT};
-use crate::toxiproxy::launcher::{self, LaunchConfig, ServerKind};
+use crate::toxiproxy::launcher::{self, LaunchConfig};
 use crate::verdict::Verdict;
 
 #[derive(Debug, clap::Args)]
@@ -201,7 +201,6 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     progress(&format!("toxiproxy: {}", launched.kind));
-    let live_counters = matches!(launched.kind, ServerKind::Embedded { .. });
     let cfg = SuiteConfig {
         chronik_bin: bin.clone(),
         topology: TopologySpec {
@@ -217,7 +216,6 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         watch_metrics: runner::DEFAULT_METRICS.iter().map(|s| s.to_string()).collect(),
         must_move: vec!["chronik_produce_requests_total".to_string()],
         ready_timeout: Duration::from_secs(args.ready_timeout),
-        live_counters,
         start_attempts: args.start_attempts,
     };
     let started_at = now();

@@ -114,9 +114,13 @@ pub struct Expect {
     pub recovery_within_ms: f64,
     /// The fault must add at least this much p50 write latency (fidelity; else ERROR).
     pub min_added_latency_ms: Option<f64>,
-    /// No write invoked during the fault may be acknowledged (else FAIL).
-    pub writes_must_stop: bool,
+    /// How long after a node is lost the nodes that can still reach each other may go on
+    /// naming it a partition's leader (else HANG).
+    pub max_stale_leader_ms: f64,
 }
+
+/// `max_stale_leader_ms` when a scenario does not set it.
+pub const DEFAULT_MAX_STALE_LEADER_MS: f64 = 10_000.0;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkloadOverrides {
@@ -217,8 +221,9 @@ struct ExpectDef {
     max_unavailability_ms: Option<f64>,
     recovery_within_ms: Option<f64>,
     min_added_latency_ms: Option<f64>,
-    #[serde(default)]
-    writes_must_stop: bool,
+    max_stale_leader_ms: Option<f64>,
+    /// Replaced by the acknowledged-without-quorum rule; refused with a hint.
+    writes_must_stop: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -285,6 +290,14 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
         }
         let faults = d.faults.iter().map(fault).collect::<Result<Vec<_>, _>>().map_err(fail)?;
         let e = &d.expect;
+        if e.writes_must_stop.is_some() {
+            return Err(fail(
+                "expect.writes_must_stop is gone: every scenario now fails a write acknowledged while its \
+                 leader could not reach min.insync.replicas replicas (the acknowledged-without-quorum rule); \
+                 remove the line"
+                    .into(),
+            ));
+        }
         let line = text[..offset.min(text.len())].matches('\n').count() + 1;
         out.push(Scenario {
             family: d.family.clone().unwrap_or_else(|| d.name.clone()),
@@ -301,7 +314,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
                 max_unavailability_ms: e.max_unavailability_ms,
                 recovery_within_ms: e.recovery_within_ms.unwrap_or(30_000.0),
                 min_added_latency_ms: e.min_added_latency_ms,
-                writes_must_stop: e.writes_must_stop,
+                max_stale_leader_ms: e.max_stale_leader_ms.unwrap_or(DEFAULT_MAX_STALE_LEADER_MS),
             },
             workload: WorkloadOverrides {
                 producers: d.workload.producers,
@@ -366,6 +379,15 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
             };
             if let Some(extra) = attrs.keys().find(|k| !known.contains(&k.as_str())) {
                 return Err(format!("`{extra}` is not an attribute of {type_name} (it has: {})", known.join(", ")));
+            }
+            if let ToxicKind::Slicer { average_size, size_variation, .. } = kind {
+                // The real toxiproxy-server 2.12 crashes (panic or stack overflow) on these.
+                if average_size <= 0 || size_variation > average_size || size_variation < 0 {
+                    return Err(format!(
+                        "slicer needs average_size > 0 and 0 <= size_variation <= average_size \
+                         (got {average_size} and {size_variation}): the real toxiproxy-server crashes otherwise"
+                    ));
+                }
             }
             Fault::Toxic { links, streams, kind, toxicity }
         }
@@ -440,7 +462,7 @@ mod tests {
         assert!(latency.source.starts_with("<built-in scenarios>:"));
         let cascade = all.iter().find(|s| s.name == "cascading-failure").unwrap();
         assert_eq!(cascade.faults, vec![Fault::Kill(Target::Leader), Fault::Kill(Target::Follower)]);
-        assert!(cascade.expect.writes_must_stop);
+        assert_eq!(cascade.faults.len(), 2);
     }
 
     fn err(text: &str) -> String {
@@ -471,6 +493,16 @@ mod tests {
         let e = err(&format!("{base}{base}"));
         assert!(e.starts_with("my.toml:4:1: scenario `x`: defined twice"), "{e}");
         assert_eq!(err("# nothing\n"), "my.toml:1:1: no [[scenario]] tables in this file");
+        let slicer = |avg: i64, var: i64| {
+            format!("{base}[[scenario.faults]]\nkind = \"toxic\"\nlinks = \"clients\"\ntoxic = {{ type = \"slicer\", average_size = {avg}, size_variation = {var}, delay = 10 }}\n")
+        };
+        for (avg, var) in [(10, 11), (0, 0), (-5, 0)] {
+            let e = err(&slicer(avg, var));
+            assert!(e.starts_with("my.toml:1:1: scenario `x`: slicer needs average_size > 0"), "{e}");
+        }
+        assert!(parse("my.toml", &slicer(10, 10)).is_ok());
+        let e = err(&format!("{base}[scenario.expect]\nwrites_must_stop = true\n"));
+        assert!(e.contains("expect.writes_must_stop is gone") && e.contains("remove the line"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,15 @@
 //! The safety checker: pure functions over a [`History`] that find lost, unseen, duplicated,
 //! inconsistent, reordered, phantom and aborted writes, in the manner of Jepsen's Kafka checker.
+//! The rules that read the fault timeline live beside it: `quorum` (acknowledged without a
+//! quorum), `availability` (per-partition gaps, failover, recovery), `reads` (per-reader skips
+//! and rewinds), `metadata` (stale and split views of the cluster).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+pub mod availability;
+pub mod metadata;
+pub mod quorum;
+pub mod reads;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -10,10 +18,15 @@ use crate::history::{History, Outcome, Send};
 /// Everything the checker found. Empty lists mean the rule held.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomalies {
-    /// Acknowledged, never read, although later offsets of its partition were read.
+    /// Acknowledged, and missing from the final read although the final read got past its
+    /// offset (or read its partition to the log end and the offset lies beyond it). A value
+    /// seen live and missing from the final read is lost too (`lost_after_read` names those).
     pub lost: Vec<Placed>,
-    /// Acknowledged, never read, and no later offset of its partition was read either
-    /// (the final read did not get that far): not proven lost, reported apart.
+    /// Of `lost`, the values a live reader had seen before they vanished (truncated).
+    #[serde(default)]
+    pub lost_after_read: Vec<Placed>,
+    /// Acknowledged, missing from the final read, and the final read did not get that far:
+    /// not proven lost, reported apart.
     pub unseen: Vec<Placed>,
     /// One value read at two or more offsets.
     pub duplicated: Vec<Duplicated>,
@@ -122,6 +135,7 @@ impl Anomalies {
             }
         };
         add("lost", self.lost.len(), ex(&self.lost));
+        add("of them read live before they vanished", self.lost_after_read.len(), ex(&self.lost_after_read));
         add("unseen", self.unseen.len(), ex(&self.unseen));
         add("duplicated", self.duplicated.len(), ex(&self.duplicated));
         add("inconsistent offsets", self.inconsistent.len(), ex(&self.inconsistent));
@@ -139,33 +153,48 @@ impl Anomalies {
     }
 }
 
-/// Runs every rule.
+/// Runs every rule that needs only the workload's operations.
 pub fn check(h: &History) -> Anomalies {
     let mut a = Anomalies::default();
     let mut by_value: HashMap<&str, BTreeSet<(i32, i64)>> = HashMap::new();
     let mut by_place: BTreeMap<(i32, i64), BTreeSet<&str>> = BTreeMap::new();
-    let mut max_read: HashMap<i32, i64> = HashMap::new();
+    // What the final read saw: "lost" is judged against it alone.
+    let mut in_final: HashSet<&str> = HashSet::new();
+    let mut final_max: HashMap<i32, i64> = HashMap::new();
+    let mut seen_live: HashSet<&str> = HashSet::new();
     for r in &h.reads {
         by_value.entry(&r.value).or_default().insert((r.partition, r.offset));
         by_place.entry((r.partition, r.offset)).or_default().insert(&r.value);
-        let m = max_read.entry(r.partition).or_insert(r.offset);
-        *m = (*m).max(r.offset);
+        if r.final_read {
+            in_final.insert(&r.value);
+            let m = final_max.entry(r.partition).or_insert(r.offset);
+            *m = (*m).max(r.offset);
+        } else {
+            seen_live.insert(&r.value);
+        }
     }
     let sends: HashMap<&str, &Send> = h.sends.iter().map(|s| (s.value.as_str(), s)).collect();
     let highest_acked = h.highest_acked();
+    // The final read reached the end of the partition's log: every acknowledged offset at or
+    // below the log end was readable, and one beyond it is not in the log at all.
+    let read_to_end = |p: i32| match (h.final_read.log_end.get(&p).copied().flatten(), h.final_read.reached.get(&p)) {
+        (Some(end), Some(reached)) => *reached >= end - 1,
+        (Some(end), None) => end == 0,
+        _ => false,
+    };
 
     for s in &h.sends {
         let Outcome::Ok { partition, offset } = s.outcome else { continue };
         let placed = Placed { value: s.value.clone(), partition, offset };
         if offset == -1 {
             // Placement unknown: lost only if its partition was read to its highest
-            // acknowledged offset and the value is nowhere in it.
-            if !by_value.contains_key(s.value.as_str()) {
-                let read_fully = match (max_read.get(&partition), highest_acked.get(&partition)) {
+            // acknowledged offset (or to its end) and the value is nowhere in it.
+            if !in_final.contains(s.value.as_str()) {
+                let read_fully = match (final_max.get(&partition), highest_acked.get(&partition)) {
                     (Some(m), Some(t)) => m >= t,
                     (_, None) => true,
                     (None, Some(_)) => false,
-                };
+                } || read_to_end(partition);
                 if read_fully {
                     a.lost.push(placed.clone());
                 } else {
@@ -188,8 +217,11 @@ pub fn check(h: &History) -> Anomalies {
                 a.inconsistent.push(Inconsistent { partition, offset, values: vs });
             }
         }
-        if !by_value.contains_key(s.value.as_str()) {
-            if max_read.get(&partition).is_some_and(|m| *m > offset) {
+        if !in_final.contains(s.value.as_str()) {
+            if final_max.get(&partition).is_some_and(|m| *m > offset) || read_to_end(partition) {
+                if seen_live.contains(s.value.as_str()) {
+                    a.lost_after_read.push(placed.clone());
+                }
                 a.lost.push(placed);
             } else {
                 a.unseen.push(placed);
@@ -331,6 +363,7 @@ mod tests {
                 invoked_us: self.t,
                 completed_us: Some(self.t + 5),
                 outcome,
+                broker: None,
             });
             self
         }

@@ -1,0 +1,224 @@
+//! Availability per partition: the longest stretch with no acknowledged write, writes
+//! acknowledged during the fault, failover after the partition's leader was lost, and recovery
+//! after heal (to the first acknowledged write *sent after* heal, with no floor). Whether a
+//! majority of the partition's replicas could reach each other comes from the connectivity
+//! model, so "no failover" is told apart from "no quorum to fail over to".
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checker::quorum::{leaders_around, replicas_of};
+use crate::connectivity::Connectivity;
+use crate::history::{History, Outcome};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartitionAvailability {
+    pub partition: i32,
+    pub acked: usize,
+    /// Acknowledged (by completion time) between inject and heal.
+    pub acked_during_fault: usize,
+    /// Longest time without an acknowledged write, from the workload's start to its end.
+    pub longest_gap_ms: f64,
+    pub gap_window_us: (u64, u64),
+    /// The leader the nodes named just before the fault.
+    pub leader_before: Option<u8>,
+    /// When that leader stopped being part of the largest group of nodes that could all reach
+    /// each other (died, paused, or cut off), if it did during the fault.
+    pub leader_lost_at_us: Option<u64>,
+    /// From `leader_lost_at_us` to the first acknowledgement of a write sent after it, before heal.
+    pub failover_ms: Option<f64>,
+    /// At every instant of the fault, a majority of the replicas (and at least
+    /// `min.insync.replicas` of them) were up and could all reach each other.
+    pub quorum_possible_throughout: bool,
+    /// From heal to the first acknowledgement of a write sent after heal (`None`: never).
+    pub recovery_ms: Option<f64>,
+}
+
+/// Measures every partition of the topic (those in the topic settings, else those written).
+pub fn measure(h: &History, conn: &Connectivity) -> Vec<PartitionAvailability> {
+    let tl = h.timeline;
+    let mut acks: BTreeMap<i32, Vec<(u64, u64)>> = BTreeMap::new();
+    for p in 0..h.topic.partitions {
+        acks.entry(p).or_default();
+    }
+    for s in &h.sends {
+        if let (Outcome::Ok { partition, .. }, Some(c)) = (&s.outcome, s.completed_us) {
+            acks.entry(*partition).or_default().push((s.invoked_us, c));
+        }
+    }
+    let faulted = tl.heal_us > tl.inject_us;
+    let min_isr = h.topic.min_insync_replicas.effective().unwrap_or(1).max(1) as usize;
+    acks.into_iter()
+        .map(|(partition, mut oks)| {
+            oks.sort_by_key(|&(_, c)| c);
+            let (longest_gap_ms, gap_window_us) = longest_gap(&oks, tl.end_us);
+            let replicas = replicas_of(h, partition);
+            let needed = (replicas.len() / 2 + 1).max(min_isr);
+            let quorum_possible_throughout = faulted
+                && conn
+                    .during(tl.inject_us, tl.heal_us.saturating_sub(1))
+                    .all(|sp| sp.state.largest_connected_group(&replicas).len() >= needed);
+            let before = leaders_around(&h.observations, partition, tl.inject_us, tl.inject_us);
+            let leader_before = if before.len() == 1 { before.into_iter().next() } else { None };
+            let leader_lost_at_us = leader_before
+                .filter(|_| faulted)
+                .and_then(|l| conn.lost_at(l, &replicas, tl.inject_us))
+                .filter(|t| *t < tl.heal_us);
+            let failover_ms = leader_lost_at_us.and_then(|lost| {
+                oks.iter()
+                    .filter(|(i, c)| *i >= lost && *c < tl.heal_us)
+                    .map(|(_, c)| c)
+                    .min()
+                    .map(|c| (c - lost) as f64 / 1e3)
+            });
+            let recovery_ms = faulted
+                .then(|| oks.iter().filter(|(i, _)| *i >= tl.heal_us).map(|(_, c)| *c).min())
+                .flatten()
+                .map(|c| (c - tl.heal_us) as f64 / 1e3);
+            PartitionAvailability {
+                partition,
+                acked: oks.len(),
+                acked_during_fault: oks.iter().filter(|(_, c)| *c >= tl.inject_us && *c < tl.heal_us).count(),
+                longest_gap_ms,
+                gap_window_us,
+                leader_before,
+                leader_lost_at_us,
+                failover_ms,
+                quorum_possible_throughout,
+                recovery_ms,
+            }
+        })
+        .collect()
+}
+
+/// Longest gap between acknowledgements, counting from the start and to `end_us`.
+fn longest_gap(oks: &[(u64, u64)], end_us: u64) -> (f64, (u64, u64)) {
+    let mut prev = 0u64;
+    let mut longest = (0u64, 0u64);
+    for &(_, c) in oks.iter().filter(|(_, c)| *c <= end_us) {
+        if c.saturating_sub(prev) > longest.1 - longest.0 {
+            longest = (prev, c);
+        }
+        prev = c;
+    }
+    if end_us.saturating_sub(prev) > longest.1 - longest.0 {
+        longest = (prev, end_us);
+    }
+    ((longest.1 - longest.0) as f64 / 1e3, longest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Effect, NemesisEvent, NemesisOp, Observation, PartitionView, Send, Setting, Timeline};
+
+    /// Two producers write to two partitions every 100 ms from 0 to 10 s, interleaved; the
+    /// fault runs from 3 s to 6 s. `down(p, t)` says whether partition p's writes stall at t.
+    fn history(effect: Effect, down: &dyn Fn(i32, u64) -> bool) -> History {
+        let mut h = History {
+            nodes: vec![1, 2, 3],
+            timeline: Timeline { inject_us: 3_000_000, heal_us: 6_000_000, end_us: 10_000_000 },
+            ..History::default()
+        };
+        h.topic.partitions = 2;
+        h.topic.min_insync_replicas = Setting { requested: Some(2), read_back: Some(2) };
+        for (fault, (op, at)) in [(NemesisOp::Inject, 3_000_000), (NemesisOp::Heal, 6_000_000)].into_iter().enumerate()
+        {
+            let _ = fault;
+            h.nemesis.push(NemesisEvent {
+                at_us: at,
+                op,
+                fault: 0,
+                effect: effect.clone(),
+                ok: true,
+                detail: String::new(),
+            });
+        }
+        for n in [1, 2, 3] {
+            h.observations.push(Observation {
+                at_us: 2_900_000,
+                node: n,
+                raft_leader: Some(1),
+                partitions: (0..2)
+                    .map(|p| PartitionView {
+                        partition: p,
+                        leader: Some(1),
+                        replicas: vec![1, 2, 3],
+                        isr: vec![1, 2, 3],
+                    })
+                    .collect(),
+                error: None,
+            });
+        }
+        let mut seq = [0u64; 2];
+        for tick in 0..100u64 {
+            for producer in 0..2u32 {
+                let t = tick * 100_000 + producer as u64 * 37_000;
+                let partition = ((tick + producer as u64) % 2) as i32;
+                let stalled = down(partition, t);
+                let outcome = if stalled {
+                    Outcome::Info { error: "timed out".into() }
+                } else {
+                    Outcome::Ok { partition, offset: seq[partition as usize] as i64 }
+                };
+                seq[partition as usize] += u64::from(!stalled);
+                h.sends.push(Send {
+                    producer,
+                    seq: tick,
+                    value: crate::history::value_of(producer, tick),
+                    invoked_us: t,
+                    completed_us: Some(t + if stalled { 10_000_000 } else { 4_000 }),
+                    outcome,
+                    broker: None,
+                });
+            }
+        }
+        h
+    }
+
+    fn run(h: &History) -> Vec<PartitionAvailability> {
+        measure(h, &Connectivity::from_events(&h.nemesis))
+    }
+
+    fn kill1() -> Effect {
+        Effect::Kill { node: 1 }
+    }
+
+    #[test]
+    fn a_partition_that_never_fails_over_is_seen_while_the_other_did() {
+        // Partition 0 is unwritable from the kill until 6.4 s; partition 1 fails over in 1.2 s.
+        let h = history(kill1(), &|p, t| (3_000_000..if p == 0 { 6_400_000 } else { 4_200_000 }).contains(&t));
+        let a = run(&h);
+        assert!(a.iter().all(|p| p.quorum_possible_throughout && p.leader_before == Some(1)));
+        assert_eq!(a[0].leader_lost_at_us, Some(3_000_000));
+        assert_eq!((a[0].acked_during_fault, a[0].failover_ms), (0, None));
+        assert!(a[0].longest_gap_ms >= 3_400.0, "{:?}", a[0]);
+        let f1 = a[1].failover_ms.unwrap();
+        assert!((1_200.0..1_400.0).contains(&f1), "{f1}");
+        // Recovery is measured from heal with no floor: partition 1's next write after heal is
+        // invoked 37 ms after it and acknowledged 4 ms later; partition 0 at 6.4 s.
+        assert_eq!(a[1].recovery_ms, Some(41.0));
+        assert_eq!(a[0].recovery_ms, Some(404.0));
+    }
+
+    #[test]
+    fn no_quorum_means_no_failover_is_expected() {
+        let both = Effect::Cut { pairs: vec![(1, 2), (2, 1), (2, 3), (3, 2), (1, 3), (3, 1)] };
+        let h = history(both, &|_, t| (3_000_000..6_000_000).contains(&t));
+        let a = run(&h);
+        assert!(a.iter().all(|p| !p.quorum_possible_throughout && p.acked_during_fault == 0));
+    }
+
+    #[test]
+    fn a_baseline_has_no_fault_figures() {
+        let mut h = history(kill1(), &|_, _| false);
+        h.nemesis.clear();
+        h.timeline.heal_us = h.timeline.inject_us;
+        let a = run(&h);
+        assert!(a
+            .iter()
+            .all(|p| !p.quorum_possible_throughout && p.recovery_ms.is_none() && p.leader_lost_at_us.is_none()));
+        assert!(a.iter().all(|p| p.longest_gap_ms < 300.0), "{a:?}");
+    }
+}
