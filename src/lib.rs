@@ -5,6 +5,7 @@ pub mod checker;
 pub mod cli;
 pub mod cluster;
 pub mod connectivity;
+pub mod decision;
 pub mod fault;
 pub mod github;
 pub mod history;

@@ -7,15 +7,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::checker;
 use crate::cluster::config::ClusterSettings;
 use crate::cluster::supervisor::NodeCommand;
 use crate::cluster::{Cluster, ClusterSpec, ToxiproxySource};
-use crate::connectivity::Connectivity;
+use crate::decision::{self, SavedRun};
 use crate::fault::{self, Action};
 use crate::history::History;
 use crate::history::{NemesisEvent, NemesisOp, Timeline};
-use crate::liveness::{self, Phase};
 use crate::observer::Observer;
 use crate::os;
 use crate::proof;
@@ -25,7 +23,7 @@ use crate::sock_diag;
 use crate::topology::TopologySpec;
 use crate::toxiproxy::Client;
 use crate::toxiproxy::ToxicKind;
-use crate::verdict::{self, Fidelity, Verdict};
+use crate::verdict::{Fidelity, Verdict};
 use crate::workload::{self, Recorder, Workload, WorkloadConfig};
 
 /// Suite-wide settings.
@@ -340,60 +338,35 @@ async fn run_inner(
     let after = scrape(&cluster, &cfg.watch_metrics).await;
     let died_later = cluster.supervisor.check_exits();
 
-    let checked = check_history(&h, &s.expect);
-    let live = liveness::measure(&h, &h.timeline);
-    if let Some(min) = s.expect.min_added_latency_ms {
-        let p50 = |p: Phase| live.latency.get(&p).map(|l| l.p50_ms);
-        match (p50(Phase::Steady), p50(Phase::Fault)) {
-            (Some(base), Some(fault)) if fault - base >= min => fidelity
-                .evidence
-                .push(format!("workload: p50 write latency {base:.1} ms → {fault:.1} ms under the fault")),
-            (Some(base), Some(fault)) => {
-                fidelity.proven = false;
-                fidelity.problems.push(format!(
-                    "the fault added only {:.1} ms of p50 write latency ({base:.1} → {fault:.1} ms); at least {min:.0} ms was configured",
-                    fault - base
-                ));
-            }
-            _ => {
-                fidelity.proven = false;
-                fidelity.problems.push("no acknowledged writes to measure the added latency with".into());
-            }
-        }
-    }
+    let saved = SavedRun {
+        scenario: s.name.clone(),
+        expect: s.expect.clone(),
+        idempotence: wl.idempotence,
+        faulted: !actions.is_empty(),
+        fidelity,
+        node_exits: died_during_fault
+            .iter()
+            .chain(&died_later)
+            .map(|d| format!("n{} exited on its own ({})", d.id, d.status))
+            .collect(),
+        history: h,
+    };
+    let d = decision::decide(&saved);
+    let h = &saved.history;
     r.counts = Counts {
         sends: h.sends.len(),
         acked: h.acked(),
         failed: h.failed(),
         indeterminate: h.indeterminate(),
-        acked_during_fault: checked.partitions.iter().map(|p| p.acked_during_fault).sum(),
+        acked_during_fault: d.checked.partitions.iter().map(|p| p.acked_during_fault).sum(),
         reads: h.reads.iter().filter(|x| !x.final_read).count(),
         final_reads: h.reads.iter().filter(|x| x.final_read).count(),
     };
-    let (verdict, mut why) = verdict::decide(&verdict::Inputs {
-        expect: &s.expect,
-        idempotence: wl.idempotence,
-        anomalies: &checked.anomalies,
-        polls: &checked.polls,
-        quorum: &checked.quorum,
-        partitions: &checked.partitions,
-        metadata: &checked.metadata,
-        liveness: &live,
-        final_read: &h.final_read,
-        fidelity: &fidelity,
-        faulted: !actions.is_empty(),
-        sends: r.counts.sends,
-        acked: r.counts.acked,
-    });
-    let mut verdict = verdict;
-    for d in died_during_fault.iter().chain(&died_later) {
-        why.push(format!("HANG: n{} exited on its own ({}) during the scenario.", d.id, d.status));
-        verdict = verdict.max(Verdict::Hang);
-    }
+    let (verdict, mut why) = (d.verdict, d.reasons);
     r.metrics = deltas(&before, &after, &cfg.must_move);
     let history_file = cfg.out_dir.join("histories").join(format!("{}.json", s.name));
     if std::fs::create_dir_all(history_file.parent().unwrap()).is_ok()
-        && std::fs::write(&history_file, serde_json::to_vec(&h).unwrap_or_default()).is_ok()
+        && std::fs::write(&history_file, serde_json::to_vec(&saved).unwrap_or_default()).is_ok()
     {
         r.history_file = Some(history_file);
     }
@@ -405,42 +378,22 @@ async fn run_inner(
     }
     r.verdict = verdict;
     r.explanation = why;
-    r.anomalies = checked.anomalies;
+    let c = d.checked;
+    r.anomalies = c.anomalies;
     r.checks = Some(Checks {
-        quorum: checked.quorum,
-        polls: checked.polls,
-        partitions: checked.partitions,
-        metadata: checked.metadata,
+        quorum: c.quorum,
+        polls: c.polls,
+        partitions: c.partitions,
+        metadata: c.metadata,
         topic: h.topic.clone(),
     });
-    r.liveness = Some(live);
-    r.fidelity = fidelity;
+    r.liveness = Some(d.liveness);
+    r.fidelity = d.fidelity;
     let teardown = cluster.teardown().await;
     for id in teardown.ignored_sigterm() {
         r.explanation.push(format!("n{id} ignored SIGTERM for 30 s at teardown and was killed."));
     }
     Ok(())
-}
-
-/// Everything the checker found in one history.
-pub struct Checked {
-    pub anomalies: checker::Anomalies,
-    pub polls: checker::reads::PollReport,
-    pub quorum: checker::quorum::QuorumReport,
-    pub partitions: Vec<checker::availability::PartitionAvailability>,
-    pub metadata: checker::metadata::MetadataReport,
-}
-
-/// Runs every checker rule over a history (pure: a saved history re-checks offline).
-pub fn check_history(h: &History, expect: &crate::scenario::Expect) -> Checked {
-    let conn = Connectivity::from_events(&h.nemesis);
-    Checked {
-        anomalies: checker::check(h),
-        polls: checker::reads::check(h),
-        quorum: checker::quorum::check(h, &conn),
-        partitions: checker::availability::measure(h, &conn),
-        metadata: checker::metadata::check(h, &conn, (expect.max_stale_leader_ms * 1e3) as u64),
-    }
 }
 
 /// Samples until every node answers and all agree on each partition's leader, or `within` passes.

@@ -10,7 +10,6 @@ use crate::checker::quorum::QuorumReport;
 use crate::checker::reads::PollReport;
 use crate::checker::Anomalies;
 use crate::history::FinalRead;
-use crate::liveness::Liveness;
 use crate::scenario::Expect;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -54,7 +53,6 @@ pub struct Inputs<'a> {
     pub quorum: &'a QuorumReport,
     pub partitions: &'a [PartitionAvailability],
     pub metadata: &'a MetadataReport,
-    pub liveness: &'a Liveness,
     pub final_read: &'a FinalRead,
     pub fidelity: &'a Fidelity,
     /// The scenario injected a fault (a baseline has none).
@@ -308,7 +306,6 @@ mod tests {
                 quorum: &self.quorum,
                 partitions: &self.partitions,
                 metadata: &self.metadata,
-                liveness: &Liveness::default(),
                 final_read: &self.fr,
                 fidelity: &self.f,
                 faulted: self.faulted,

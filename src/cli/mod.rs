@@ -1,6 +1,7 @@
 //! The command line of `chronik-chaos`: flags resolved once into typed arguments, then dispatched.
 
 mod chaos;
+mod check;
 mod cluster;
 mod comment;
 mod report;
@@ -46,6 +47,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Post the Markdown report as the pull request's sticky comment (skips, exit 0, on forks).
     Comment(comment::CommentArgs),
+    /// Re-decide a saved run offline from its history file (histories/<scenario>.json), with
+    /// this build's checker: prints the verdict and every reason; exit 0 PASS, 1 otherwise.
+    Check(check::CheckArgs),
 }
 
 /// Where `start` records the server it started, so other shells can find it.
@@ -74,6 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chaos(args) => chaos::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::Comment(args) => comment::run(args).await,
+        Command::Check(args) => check::run(args).await,
     }
 }
 

@@ -104,7 +104,7 @@ pub struct Phases {
 }
 
 /// What must hold for a PASS beyond safety.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
 pub struct Expect {
     /// Writes must keep succeeding during the fault (else HANG).
     pub progress_during_fault: bool,
