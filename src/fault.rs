@@ -50,13 +50,14 @@ pub fn roles(faults: &[Fault]) -> BTreeSet<Target> {
     out
 }
 
-/// Picks the node for each role: `leader` and `partition_0_leader` as the cluster reports them
-/// now, followers among the others with `rng` (so a seed reproduces the choice).
+/// Picks the node for each role: `leader` and the partition leaders as the cluster reports them
+/// now, followers among the others and the partition for `partition-leader` with `rng` (so a
+/// seed reproduces the choice).
 pub fn assign_roles(
     needed: &BTreeSet<Target>,
     nodes: &[u8],
     leader: Option<u8>,
-    partition_0_leader: Option<u8>,
+    partition_leaders: &BTreeMap<i32, u8>,
     rng: &mut fastrand::Rng,
 ) -> Result<BTreeMap<Target, u8>, String> {
     let mut out = BTreeMap::new();
@@ -70,7 +71,16 @@ pub fn assign_roles(
     for t in needed {
         let node = match t {
             Target::Leader => leader.expect("checked above"),
-            Target::Partition0Leader => partition_0_leader.ok_or("partition 0 of the test topic has no leader")?,
+            Target::Partition0Leader => {
+                *partition_leaders.get(&0).ok_or("partition 0 of the test topic has no leader the nodes agree on")?
+            }
+            Target::PartitionLeader => {
+                let led: Vec<u8> = partition_leaders.values().copied().collect();
+                if led.is_empty() {
+                    return Err("no partition of the test topic has a leader the nodes agree on".into());
+                }
+                led[rng.usize(0..led.len())]
+            }
             Target::Follower => *followers.first().ok_or("no follower to pick")?,
             Target::OtherFollower => *followers.get(1).ok_or("no second follower to pick (needs 3+ nodes)")?,
             Target::Node(n) => {
@@ -348,17 +358,27 @@ mod tests {
     #[test]
     fn roles_are_resolved_at_injection_and_reproducible_by_seed() {
         let needed: BTreeSet<Target> = [Target::Leader, Target::Follower, Target::OtherFollower].into();
-        let a = assign_roles(&needed, &[1, 2, 3], Some(2), None, &mut fastrand::Rng::with_seed(1)).unwrap();
-        let b = assign_roles(&needed, &[1, 2, 3], Some(2), None, &mut fastrand::Rng::with_seed(1)).unwrap();
+        let none = BTreeMap::new();
+        let a = assign_roles(&needed, &[1, 2, 3], Some(2), &none, &mut fastrand::Rng::with_seed(1)).unwrap();
+        let b = assign_roles(&needed, &[1, 2, 3], Some(2), &none, &mut fastrand::Rng::with_seed(1)).unwrap();
         assert_eq!(a, b);
         assert_eq!(a[&Target::Leader], 2);
         assert_ne!(a[&Target::Follower], 2);
         assert_ne!(a[&Target::Follower], a[&Target::OtherFollower]);
-        let e = assign_roles(&[Target::Leader].into(), &[1, 2, 3], None, None, &mut fastrand::Rng::new()).unwrap_err();
+        let e = assign_roles(&[Target::Leader].into(), &[1, 2, 3], None, &none, &mut fastrand::Rng::new()).unwrap_err();
         assert!(e.contains("no node agreed on a Raft leader"));
         let e =
-            assign_roles(&[Target::Node(7)].into(), &[1, 2, 3], Some(1), None, &mut fastrand::Rng::new()).unwrap_err();
+            assign_roles(&[Target::Node(7)].into(), &[1, 2, 3], Some(1), &none, &mut fastrand::Rng::new()).unwrap_err();
         assert!(e.contains("n7 is not a node"));
+        // Partition leaders come from what the nodes report; the partition is picked by seed.
+        let led: BTreeMap<i32, u8> = [(0, 3), (1, 1), (2, 3)].into();
+        let want: BTreeSet<Target> = [Target::PartitionLeader, Target::Partition0Leader].into();
+        let r = assign_roles(&want, &[1, 2, 3], Some(2), &led, &mut fastrand::Rng::with_seed(5)).unwrap();
+        assert_eq!(r[&Target::Partition0Leader], 3);
+        assert!([1, 3].contains(&r[&Target::PartitionLeader]));
+        let e = assign_roles(&[Target::PartitionLeader].into(), &[1, 2, 3], Some(2), &none, &mut fastrand::Rng::new())
+            .unwrap_err();
+        assert!(e.contains("no partition of the test topic has a leader"), "{e}");
     }
 
     #[test]

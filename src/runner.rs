@@ -168,13 +168,19 @@ async fn run_inner(
     let mut rng = fastrand::Rng::with_seed(seed);
     let needed = fault::roles(&s.faults);
     let leader = cluster.supervisor.raft_leader().await;
-    let p0 = workload::partition_leaders(&wl, Duration::from_secs(5))
-        .await
-        .ok()
-        .and_then(|m| m.get(&0).copied())
-        .and_then(|l| u8::try_from(l).ok());
     let ids: Vec<u8> = cluster.plan.nodes.iter().map(|n| n.id).collect();
-    let roles = fault::assign_roles(&needed, &ids, leader, p0, &mut rng)?;
+    observer.sample().await;
+    let mut partition_leaders = observer.partition_leaders(&ids);
+    if partition_leaders.is_empty() {
+        // The nodes' admin API listed no partition: fall back to Metadata through the proxies.
+        partition_leaders = workload::partition_leaders(&wl, Duration::from_secs(5))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(p, l)| u8::try_from(l).ok().map(|l| (p, l)))
+            .collect();
+    }
+    let roles = fault::assign_roles(&needed, &ids, leader, &partition_leaders, &mut rng)?;
     r.targets = roles.iter().map(|(t, n)| (t.to_string(), *n)).collect();
     let actions: Vec<Action> =
         s.faults.iter().enumerate().map(|(i, f)| fault::plan_action(f, i, &roles, &cluster.plan)).collect();

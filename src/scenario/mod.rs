@@ -21,6 +21,9 @@ pub enum Target {
     Leader,
     /// The current leader of partition 0 of the test topic.
     Partition0Leader,
+    /// The current leader of one partition of the test topic (picked with the seed), as the
+    /// nodes report it at injection time.
+    PartitionLeader,
     /// A node that is not the Raft leader (picked with the seed).
     Follower,
     /// A follower other than the one `Follower` picked.
@@ -34,6 +37,7 @@ impl Target {
         Ok(match s {
             "leader" => Target::Leader,
             "partition-0-leader" => Target::Partition0Leader,
+            "partition-leader" => Target::PartitionLeader,
             "follower" => Target::Follower,
             "other-follower" => Target::OtherFollower,
             n if n.starts_with('n') && n[1..].parse::<u8>().is_ok_and(|i| (1..=9).contains(&i)) => {
@@ -41,7 +45,7 @@ impl Target {
             }
             other => {
                 return Err(format!(
-                    "unknown target `{other}`; use leader, partition-0-leader, follower, other-follower or n1..n9"
+                    "unknown target `{other}`; use leader, partition-leader, partition-0-leader, follower, other-follower or n1..n9"
                 ))
             }
         })
@@ -53,6 +57,7 @@ impl fmt::Display for Target {
         match self {
             Target::Leader => f.write_str("leader"),
             Target::Partition0Leader => f.write_str("partition-0-leader"),
+            Target::PartitionLeader => f.write_str("partition-leader"),
             Target::Follower => f.write_str("follower"),
             Target::OtherFollower => f.write_str("other-follower"),
             Target::Node(n) => write!(f, "n{n}"),
@@ -443,6 +448,7 @@ mod tests {
             "slow-close",
             "bandwidth-throttle",
             "kill-leader",
+            "kill-partition-leader",
             "pause-leader",
             "cascading-failure",
         ] {
