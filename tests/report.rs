@@ -7,10 +7,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chronik_chaos::checker;
-use chronik_chaos::history::{value_of, History, Outcome, Read, Send};
+use chronik_chaos::checker::availability::PartitionAvailability;
+use chronik_chaos::checker::metadata::MetadataReport;
+use chronik_chaos::checker::quorum::QuorumReport;
+use chronik_chaos::checker::reads::PollReport;
+use chronik_chaos::history::{value_of, History, Outcome, Read, Send, Setting, TopicSettings};
 use chronik_chaos::liveness::{self, Timeline};
 use chronik_chaos::report::{self, fit::GITHUB_COMMENT_LIMIT, junit, markdown, RenderOptions};
-use chronik_chaos::results::{ChronikInfo, Counts, Event, Results, ScenarioResult, RESULTS_VERSION};
+use chronik_chaos::results::{Checks, ChronikInfo, Counts, Event, Results, ScenarioResult, RESULTS_VERSION};
 use chronik_chaos::verdict::{Fidelity, Verdict};
 use expect_test::expect_file;
 
@@ -128,12 +132,50 @@ fn mixed() -> Results {
     hang.startup_failures =
         vec!["node 2 never became ready within 45 s; last log lines:\nINFO starting\nINFO This node is a follower"
             .into()];
+    let mut fail = scenario("cascading-failure", "process", Verdict::Fail, 9_000_000, true, 18);
+    fail.checks = Some(checks());
     results(vec![
         scenario("client-latency", "latency", Verdict::Pass, 200_000, false, 0),
-        scenario("cascading-failure", "process", Verdict::Fail, 9_000_000, true, 18),
+        fail,
         scenario("bandwidth-throttle", "bandwidth", Verdict::Error, 1_500, false, 0),
         hang,
     ])
+}
+
+/// What the timeline rules found in the synthetic cascading failure.
+fn checks() -> Checks {
+    let topic = TopicSettings {
+        name: "chaos-cascading-failure".into(),
+        partitions: 3,
+        replication_factor: Setting { requested: Some(3), read_back: Some(3) },
+        min_insync_replicas: Setting { requested: Some(2), read_back: None },
+        replicas: BTreeMap::new(),
+    };
+    let partition = |p: i32, during: usize, recovery: Option<f64>| PartitionAvailability {
+        partition: p,
+        acked: 900,
+        acked_during_fault: during,
+        longest_gap_ms: 7_000.0,
+        gap_window_us: (5_000_000, 12_000_000),
+        leader_before: Some(1),
+        leader_lost_at_us: Some(5_000_000),
+        failover_ms: None,
+        quorum_possible_throughout: false,
+        recovery_ms: recovery,
+    };
+    Checks {
+        topic,
+        quorum: QuorumReport {
+            min_insync_replicas: Some(2),
+            min_insync_source: "2 (requested; the cluster did not say)".into(),
+            checked: 40,
+            violations: vec![],
+            indeterminate: 3,
+        },
+        polls: PollReport::default(),
+        partitions: vec![partition(0, 0, Some(850.0)), partition(1, 0, Some(1_250.0)), partition(2, 0, None)],
+        metadata: MetadataReport::default(),
+    }
 }
 
 fn hostile() -> Results {

@@ -287,6 +287,9 @@ fn scenario_details(o: &mut String, i: usize, s: &ScenarioResult, level: Detail)
         let _ = writeln!(o, "- ⚠️ {}", md(&cut(p, line_max)));
     }
     o.push('\n');
+    if let Some(c) = &s.checks {
+        checks(o, c);
+    }
     let summary = s.anomalies.summary();
     if !summary.is_empty() {
         o.push_str("**History checker:**\n");
@@ -325,6 +328,45 @@ fn scenario_details(o: &mut String, i: usize, s: &ScenarioResult, level: Detail)
         o.push_str(&code_block(&text, "text"));
         o.push_str("\n</details>\n\n");
     }
+}
+
+/// The topic as read back, the quorum rule's count, and one row per partition.
+fn checks(o: &mut String, c: &crate::results::Checks) {
+    let _ = writeln!(
+        o,
+        "Topic `{}`: replication factor {}, min.insync.replicas {}. Acknowledged during a fault and checked for a quorum: {} ({} without one, {} indeterminate).\n",
+        md(&c.topic.name),
+        md(&c.topic.replication_factor.describe()),
+        md(&c.topic.min_insync_replicas.describe()),
+        c.quorum.checked,
+        c.quorum.violations.len(),
+        c.quorum.indeterminate
+    );
+    if c.partitions.is_empty() {
+        return;
+    }
+    o.push_str("| Partition | Acked | During fault | Longest gap | Leader before → lost at | Failover | Recovery |\n");
+    o.push_str("|--:|--:|--:|--:|---|--:|--:|\n");
+    let opt_ms = |v: Option<f64>| v.map(fmt_ms).unwrap_or_else(|| "—".into());
+    for p in &c.partitions {
+        let leader = match (p.leader_before, p.leader_lost_at_us) {
+            (Some(l), Some(t)) => format!("n{l} → {}", fmt_ms(t as f64 / 1e3)),
+            (Some(l), None) => format!("n{l}"),
+            _ => "—".into(),
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            p.partition,
+            p.acked,
+            p.acked_during_fault,
+            fmt_ms(p.longest_gap_ms),
+            leader,
+            opt_ms(p.failover_ms),
+            opt_ms(p.recovery_ms)
+        );
+    }
+    o.push('\n');
 }
 
 fn tail_lines(s: &str, n: usize) -> String {
