@@ -136,8 +136,8 @@ async fn run_inner(
     if let Some(i) = s.workload.idempotence {
         wl.idempotence = i;
     }
-    create_topic_with_retry(&wl, Duration::from_secs(60)).await?;
-    let topic = workload::read_topic_settings(&wl, Duration::from_secs(5)).await;
+    let with_min_isr = create_topic_with_retry(&wl, Duration::from_secs(60), say).await?;
+    let topic = workload::read_topic_settings(&wl, with_min_isr, Duration::from_secs(5)).await;
     say(&format!(
         "topic {} created ({} partitions; replication factor {}; min.insync.replicas {})",
         wl.topic,
@@ -447,12 +447,20 @@ async fn start_with_retries(
     }
 }
 
-async fn create_topic_with_retry(wl: &WorkloadConfig, within: Duration) -> Result<(), String> {
+/// Creates the test topic with `min.insync.replicas` set, or without it when the cluster refuses
+/// the setting (said, and returned as `false`), and waits until every partition has a leader.
+async fn create_topic_with_retry(wl: &WorkloadConfig, within: Duration, say: &dyn Fn(&str)) -> Result<bool, String> {
     let started = Instant::now();
+    let mut with_min_isr = true;
     loop {
-        match workload::create_topic(wl, Duration::from_secs(10)).await {
+        match workload::create_topic(wl, with_min_isr, Duration::from_secs(10)).await {
+            Err(e) if with_min_isr && e.to_lowercase().contains("config") => {
+                say(&format!("the cluster refused min.insync.replicas on the topic ({e}); creating it without"));
+                with_min_isr = false;
+                continue;
+            }
             Ok(()) => match workload::partition_leaders(wl, Duration::from_secs(5)).await {
-                Ok(l) if l.len() == wl.partitions as usize && l.values().all(|x| *x >= 0) => return Ok(()),
+                Ok(l) if l.len() == wl.partitions as usize && l.values().all(|x| *x >= 0) => return Ok(with_min_isr),
                 Ok(l) => {
                     if started.elapsed() > within {
                         return Err(format!("topic {} has partitions without a leader: {l:?}", wl.topic));

@@ -125,12 +125,15 @@ impl Recorder {
     }
 }
 
-/// Creates the topic with `min.insync.replicas` set; an existing topic with that name is accepted.
-pub async fn create_topic(cfg: &WorkloadConfig, timeout: Duration) -> Result<(), String> {
+/// Creates the topic, with `min.insync.replicas` set when `with_min_isr`; an existing topic with
+/// that name is accepted.
+pub async fn create_topic(cfg: &WorkloadConfig, with_min_isr: bool, timeout: Duration) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = cfg.client().create().map_err(|e| format!("admin client: {e}"))?;
     let min_isr = cfg.min_insync_replicas.to_string();
-    let topic = NewTopic::new(&cfg.topic, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor))
-        .set("min.insync.replicas", &min_isr);
+    let mut topic = NewTopic::new(&cfg.topic, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor));
+    if with_min_isr {
+        topic = topic.set("min.insync.replicas", &min_isr);
+    }
     let opts = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
     let results =
         admin.create_topics([&topic], &opts).await.map_err(|e| format!("creating topic {}: {e}", cfg.topic))?;
@@ -144,13 +147,17 @@ pub async fn create_topic(cfg: &WorkloadConfig, timeout: Duration) -> Result<(),
 }
 
 /// The topic's settings as the cluster reports them: replication factor and replicas from
-/// Metadata, `min.insync.replicas` from DescribeConfigs. What it will not say stays `None`.
-pub async fn read_topic_settings(cfg: &WorkloadConfig, timeout: Duration) -> TopicSettings {
+/// Metadata, `min.insync.replicas` from DescribeConfigs. What it will not say stays `None`;
+/// `min_isr_requested` says whether the topic was created with the setting.
+pub async fn read_topic_settings(cfg: &WorkloadConfig, min_isr_requested: bool, timeout: Duration) -> TopicSettings {
     let mut t = TopicSettings {
         name: cfg.topic.clone(),
         partitions: cfg.partitions,
         replication_factor: Setting { requested: Some(cfg.replication_factor as i64), read_back: None },
-        min_insync_replicas: Setting { requested: Some(cfg.min_insync_replicas as i64), read_back: None },
+        min_insync_replicas: Setting {
+            requested: min_isr_requested.then_some(cfg.min_insync_replicas as i64),
+            read_back: None,
+        },
         replicas: BTreeMap::new(),
     };
     let (client, topic) = (cfg.client(), cfg.topic.clone());

@@ -129,11 +129,16 @@ impl Cluster {
         let deadline = Instant::now() + wait;
         let report = loop {
             let mut report = wiring::classify(&self.plan, &wiring::observe(&pids));
-            if let Ok(bytes) = self.toxiproxy.proxy_bytes().await {
-                report.proxies_with_bytes = bytes
-                    .into_iter()
-                    .filter(|(_, b)| b.upstream_sent + b.downstream_sent > 0)
-                    .map(|(name, _)| name)
+            // Bytes seen by the kernel on each proxy's client-facing sockets, which belong to
+            // this cluster's life only (the real server's own counters outlive a deleted proxy
+            // and continue under a recreated one of the same name).
+            if let Ok(sockets) = crate::sock_diag::tcp_sockets() {
+                report.proxies_with_bytes = self
+                    .plan
+                    .proxies
+                    .iter()
+                    .filter(|p| sockets.iter().any(|s| s.local == p.listen && s.bytes_received > 0))
+                    .map(|p| p.name.clone())
                     .collect();
             }
             if !report.bypasses.is_empty() || report.verdict().is_ok() || Instant::now() > deadline {

@@ -26,7 +26,7 @@ pub struct WiringReport {
     pub bypasses: Vec<String>,
     /// Outgoing connections to addresses that are neither proxies nor nodes (informational).
     pub other: Vec<String>,
-    /// Proxies whose byte counters moved, where the server keeps live counters.
+    /// Proxies whose client-facing sockets received bytes (the kernel's per-socket counters).
     pub proxies_with_bytes: BTreeSet<String>,
 }
 
@@ -67,7 +67,7 @@ impl std::fmt::Display for WiringReport {
         writeln!(f, "bypassing connections: {}", self.bypasses.len())?;
         if !self.proxies_with_bytes.is_empty() {
             let names: Vec<&str> = self.proxies_with_bytes.iter().map(String::as_str).collect();
-            writeln!(f, "proxies with live byte counts: {}", names.join(", "))?;
+            writeln!(f, "proxies that carried bytes (kernel socket counters): {}", names.join(", "))?;
         }
         Ok(())
     }
