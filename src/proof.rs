@@ -230,6 +230,47 @@ pub fn black_holes(plan: &Plan, placements: &[Placement], before: &[SockCounters
     m
 }
 
+/// Node-to-node traffic a cut of the Raft and WAL links does not stop: for each cut pair
+/// `(a, b)`, bytes node `a` exchanged with node `b` through `b`'s Kafka proxy during the hold
+/// (Chronik forwards requests between nodes over the client addresses, which clients share).
+/// `node_sockets(a)` lists node `a`'s connections (from `/proc`); counters come from the two
+/// kernel snapshots. Each pair that carried bytes is a problem: the cut was not complete.
+pub fn kafka_side_channel(
+    plan: &Plan,
+    pairs: &[(u8, u8)],
+    node_sockets: &dyn Fn(u8) -> Vec<crate::os::TcpSocket>,
+    before: &[SockCounters],
+    after: &[SockCounters],
+) -> Vec<String> {
+    let kafka_of = |n: u8| plan.proxies.iter().find(|p| p.kind == LinkKind::Kafka { to: n }).map(|p| p.listen);
+    let counters = |snap: &[SockCounters], local: SocketAddr, remote: SocketAddr| {
+        snap.iter().find(|s| s.local == local && s.remote == remote).map(|s| s.bytes_acked + s.bytes_received)
+    };
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for &(a, b) in pairs {
+        let Some(proxy) = kafka_of(b) else { continue };
+        if !seen.insert((a, b)) {
+            continue;
+        }
+        let bytes: u64 = node_sockets(a)
+            .iter()
+            .filter(|s| s.remote == proxy)
+            .map(|s| {
+                let now = counters(after, s.local, s.remote).unwrap_or(0);
+                now.saturating_sub(counters(before, s.local, s.remote).unwrap_or(1))
+            })
+            .sum();
+        if bytes > 0 {
+            problems.push(format!(
+                "n{a} exchanged {bytes} bytes with n{b} through kafka-n{b} while their Raft and WAL links were cut: \
+                 node-to-node traffic over client addresses was not cut, so the partition was not complete"
+            ));
+        }
+    }
+    problems
+}
+
 /// Bytes a proxy's client-facing sockets received (sent into the proxy) and acknowledged as
 /// delivered back to the clients, between two snapshots; a socket new in `after` counts from 0.
 /// The kernel counts a SYN and a FIN as one acknowledged byte each: a socket opened, or no
@@ -267,6 +308,35 @@ mod tests {
 
     fn hole(proxy: &str, stream: Stream) -> Placement {
         Placement { proxy: proxy.into(), toxic: Toxic::new(ToxicKind::Timeout { timeout: 0 }, stream) }
+    }
+
+    #[test]
+    fn traffic_between_cut_nodes_over_kafka_proxies_is_a_problem() {
+        let plan = Plan::new(TopologySpec::default()).unwrap();
+        let kafka2 = plan.proxies.iter().find(|p| p.name == "kafka-n2").unwrap().listen;
+        let local: SocketAddr = "127.0.0.1:45000".parse().unwrap();
+        let n1 = move |n: u8| {
+            if n == 1 {
+                vec![crate::os::TcpSocket { local, remote: kafka2, state: crate::os::TcpState::Established, inode: 7 }]
+            } else {
+                vec![]
+            }
+        };
+        let at = |acked, received| SockCounters {
+            local,
+            remote: kafka2,
+            state: 1,
+            inode: 7,
+            bytes_acked: acked,
+            bytes_received: received,
+        };
+        let before = [at(100, 200)];
+        // n1 forwarded a request to n2 during the cut.
+        let p = kafka_side_channel(&plan, &[(1, 2), (2, 1)], &n1, &before, &[at(160, 260)]);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("n1 exchanged 120 bytes with n2 through kafka-n2"), "{p:?}");
+        // Quiet: nothing to say.
+        assert!(kafka_side_channel(&plan, &[(1, 2)], &n1, &before, &before).is_empty());
     }
 
     #[test]

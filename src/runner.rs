@@ -260,6 +260,18 @@ async fn run_inner(
                     ok &= m.proven;
                     fidelity.evidence.extend(m.evidence);
                     fidelity.problems.extend(m.problems);
+                    if let crate::history::Effect::Cut { pairs } = fault::effect_of(a, &cluster.plan) {
+                        let sockets = |n: u8| pid_of(n).map(os::connections_of).unwrap_or_default();
+                        let side = proof::kafka_side_channel(&cluster.plan, &pairs, &sockets, b, af);
+                        ok &= side.is_empty();
+                        if side.is_empty() {
+                            fidelity.evidence.push(format!(
+                                "no bytes crossed between the {} cut node pairs through their Kafka proxies (kernel socket counters)",
+                                pairs.len()
+                            ));
+                        }
+                        fidelity.problems.extend(side);
+                    }
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     ok = false;
