@@ -121,6 +121,25 @@ async fn run_inner(
     };
     let mut cluster = start_with_retries(&spec, toxiproxy, cfg.start_attempts, r, say).await?;
     r.node_logs = cluster.supervisor.nodes().iter().map(|n| n.files.log.clone()).collect();
+    // Whatever happens in the scenario, the cluster is torn down and its proxies removed, so
+    // the next scenario starts clean.
+    let result = drive(cfg, s, seed, r, say, &mut cluster).await;
+    let teardown = cluster.teardown().await;
+    for id in teardown.ignored_sigterm() {
+        r.explanation.push(format!("n{id} ignored SIGTERM for 30 s at teardown and was killed."));
+    }
+    result
+}
+
+/// The scenario on a started cluster: wiring proof, topic, workload and phases, decision.
+async fn drive(
+    cfg: &SuiteConfig,
+    s: &Scenario,
+    seed: u64,
+    r: &mut ScenarioResult,
+    say: &dyn Fn(&str),
+    cluster: &mut Cluster,
+) -> Result<(), String> {
     let extra: Vec<(&str, &str)> = cfg.client_extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     cluster.prove_wiring(Duration::from_secs(15), &extra).await.map_err(|e| format!("{e:#}"))?;
     say("wiring proven");
@@ -194,7 +213,7 @@ async fn run_inner(
         if let Action::Toxics(ps) = a {
             r.toxics.extend(ps.iter().map(|p| format!("{}: {}", p.proxy, p.toxic)));
         }
-        let result = fault::inject(&mut cluster, a).await;
+        let result = fault::inject(cluster, a).await;
         let ok = result.is_ok();
         nemesis.push(NemesisEvent {
             at_us: rec.now_us(),
@@ -292,7 +311,7 @@ async fn run_inner(
     let mut healed = true;
     for (i, a) in actions.iter().enumerate().rev() {
         let at_us = rec.now_us();
-        let result = fault::heal(&mut cluster, a).await;
+        let result = fault::heal(cluster, a).await;
         nemesis.push(NemesisEvent {
             at_us,
             op: NemesisOp::Heal,
@@ -407,10 +426,6 @@ async fn run_inner(
     });
     r.liveness = Some(d.liveness);
     r.fidelity = d.fidelity;
-    let teardown = cluster.teardown().await;
-    for id in teardown.ignored_sigterm() {
-        r.explanation.push(format!("n{id} ignored SIGTERM for 30 s at teardown and was killed."));
-    }
     Ok(())
 }
 
