@@ -164,7 +164,7 @@ async fn drive(
         topic.replication_factor.describe(),
         topic.min_insync_replicas.describe()
     ));
-    let before = scrape(&cluster, &cfg.watch_metrics).await;
+    let before = scrape(cluster, &cfg.watch_metrics).await;
 
     let rec = Recorder::new(Instant::now());
     let event = |r: &mut ScenarioResult, rec: &Recorder, what: String| {
@@ -372,7 +372,7 @@ async fn drive(
     h.reads.extend(rec.take().1);
     h.reader_events = rec.take_reader_events();
     event(r, &rec, format!("final read {}", if h.final_read.complete { "complete" } else { "hit its deadline" }));
-    let after = scrape(&cluster, &cfg.watch_metrics).await;
+    let after = scrape(cluster, &cfg.watch_metrics).await;
     let died_later = cluster.supervisor.check_exits();
 
     let saved = SavedRun {
