@@ -174,6 +174,9 @@ pub struct FinalRead {
     /// (`None`: it would not say; the target is then the highest acknowledged offset).
     #[serde(default)]
     pub log_end: BTreeMap<i32, Option<i64>>,
+    /// What each node said, asked separately (ListOffsets through its own Kafka proxy).
+    #[serde(default)]
+    pub per_node_log_end: BTreeMap<u8, BTreeMap<i32, crate::log_end::NodeLogEnd>>,
     /// Per partition: the highest offset it did reach.
     pub reached: BTreeMap<i32, i64>,
     /// Distinct errors the final consumer saw (at most 10), for the report.

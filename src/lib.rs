@@ -10,6 +10,7 @@ pub mod fault;
 pub mod github;
 pub mod history;
 pub mod liveness;
+pub mod log_end;
 pub mod observer;
 pub mod os;
 pub mod partition_reader;

@@ -14,6 +14,7 @@ use crate::decision::{self, SavedRun};
 use crate::fault::{self, Action};
 use crate::history::History;
 use crate::history::{NemesisEvent, NemesisOp, Timeline};
+use crate::log_end;
 use crate::observer::Observer;
 use crate::os;
 use crate::proof;
@@ -368,7 +369,13 @@ async fn drive(
     };
     say("final read");
     let log_end = workload::log_ends(&wl, Duration::from_secs(5)).await;
+    let mut per_node = std::collections::BTreeMap::new();
+    let partitions: Vec<i32> = (0..wl.partitions).collect();
+    for n in &cluster.plan.nodes {
+        per_node.insert(n.id, log_end::ask(n.advertised_kafka, &wl.topic, &partitions, Duration::from_secs(5)).await);
+    }
     h.final_read = workload::final_read(&wl, &rec, h.highest_acked(), log_end, s.phases.final_read_deadline).await?;
+    h.final_read.per_node_log_end = per_node;
     h.reads.extend(rec.take().1);
     h.reader_events = rec.take_reader_events();
     event(r, &rec, format!("final read {}", if h.final_read.complete { "complete" } else { "hit its deadline" }));

@@ -459,7 +459,7 @@ pub async fn final_read(
             }
         }
     }
-    Ok(FinalRead { complete: done(&reached), targets, log_end, reached, errors })
+    Ok(FinalRead { complete: done(&reached), targets, log_end, reached, errors, per_node_log_end: BTreeMap::new() })
 }
 
 #[cfg(test)]

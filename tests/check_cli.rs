@@ -93,7 +93,7 @@ fn saved(survivor_acks: bool) -> SavedRun {
         targets: [(0, offset - 1)].into(),
         log_end: [(0, Some(offset))].into(),
         reached: [(0, offset - 1)].into(),
-        errors: vec![],
+        ..FinalRead::default()
     };
     SavedRun {
         scenario: "cascading-failure".into(),

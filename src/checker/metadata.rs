@@ -1,6 +1,6 @@
 //! Stale and split views of the cluster, from the observations: a node still named leader of a
 //! partition by nodes that could reach each other, seconds after it died or was cut off; and,
-//! after heal, nodes that do not answer or disagree on a partition's leader or ISR.
+//! after heal, nodes that do not answer or disagree on a partition's leader, ISR or log end.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -76,6 +76,7 @@ pub fn check(h: &History, conn: &Connectivity, stale_after_us: u64) -> MetadataR
         }
     }
     split_after_heal(h, &mut r);
+    r.split_after_heal.extend(crate::log_end::disagreements(&h.final_read.per_node_log_end));
     r
 }
 

@@ -1,0 +1,188 @@
+//! Asks each node separately for the log end of each partition of the test topic: a Kafka
+//! ListOffsets v1 request (latest) sent straight to one node's Kafka proxy, so the answer is
+//! that node's own, not whatever the client library routes to the leader. A node that does not
+//! lead a partition usually answers with an error code, which is recorded as such.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What one node said about one partition's log end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeLogEnd {
+    /// The next offset to be written (the high watermark).
+    Offset(i64),
+    /// A Kafka error code (6: not the leader).
+    Error(i16),
+    /// No answer (connection, timeout, malformed response).
+    Unreachable(String),
+}
+
+/// Asks the node behind `addr` for the latest offset of each of `partitions` of `topic`.
+pub async fn ask(addr: SocketAddr, topic: &str, partitions: &[i32], timeout: Duration) -> BTreeMap<i32, NodeLogEnd> {
+    match tokio::time::timeout(timeout, exchange(addr, topic, partitions)).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => partitions.iter().map(|p| (*p, NodeLogEnd::Unreachable(e.clone()))).collect(),
+        Err(_) => {
+            partitions.iter().map(|p| (*p, NodeLogEnd::Unreachable(format!("no answer within {timeout:?}")))).collect()
+        }
+    }
+}
+
+async fn exchange(addr: SocketAddr, topic: &str, partitions: &[i32]) -> Result<BTreeMap<i32, NodeLogEnd>, String> {
+    let correlation = fastrand::i32(1..);
+    let mut conn = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    conn.write_all(&request(correlation, topic, partitions)).await.map_err(|e| format!("write: {e}"))?;
+    let size = conn.read_i32().await.map_err(|e| format!("read: {e}"))?;
+    if !(4..=1 << 20).contains(&size) {
+        return Err(format!("response of size {size}"));
+    }
+    let mut body = vec![0u8; size as usize];
+    conn.read_exact(&mut body).await.map_err(|e| format!("read: {e}"))?;
+    parse(&body, correlation, topic)
+}
+
+/// ListOffsets v1: header (api key 2, version 1, correlation id, client id), replica id -1,
+/// one topic with each partition at timestamp -1 (latest).
+pub fn request(correlation: i32, topic: &str, partitions: &[i32]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&2i16.to_be_bytes());
+    b.extend_from_slice(&1i16.to_be_bytes());
+    b.extend_from_slice(&correlation.to_be_bytes());
+    let client = b"chronik-chaos";
+    b.extend_from_slice(&(client.len() as i16).to_be_bytes());
+    b.extend_from_slice(client);
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    b.extend_from_slice(topic.as_bytes());
+    b.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+    for p in partitions {
+        b.extend_from_slice(&p.to_be_bytes());
+        b.extend_from_slice(&(-1i64).to_be_bytes());
+    }
+    let mut out = (b.len() as i32).to_be_bytes().to_vec();
+    out.extend(b);
+    out
+}
+
+/// Parses a ListOffsets v1 response body (after the size).
+pub fn parse(body: &[u8], correlation: i32, topic: &str) -> Result<BTreeMap<i32, NodeLogEnd>, String> {
+    let mut r = Reader { b: body, at: 0 };
+    let got = r.i32()?;
+    if got != correlation {
+        return Err(format!("correlation id {got}, not {correlation}"));
+    }
+    let mut out = BTreeMap::new();
+    for _ in 0..r.i32()? {
+        let name = r.string()?;
+        for _ in 0..r.i32()? {
+            let (partition, error) = (r.i32()?, r.i16()?);
+            let (_timestamp, offset) = (r.i64()?, r.i64()?);
+            if name == topic {
+                out.insert(partition, if error == 0 { NodeLogEnd::Offset(offset) } else { NodeLogEnd::Error(error) });
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let s = self.b.get(self.at..self.at + n).ok_or("truncated ListOffsets response")?;
+        self.at += n;
+        Ok(s)
+    }
+    fn i16(&mut self) -> Result<i16, String> {
+        Ok(i16::from_be_bytes(self.take(2)?.try_into().unwrap()))
+    }
+    fn i32(&mut self) -> Result<i32, String> {
+        Ok(i32::from_be_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_be_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn string(&mut self) -> Result<String, String> {
+        let n = self.i16()?.max(0) as usize;
+        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
+    }
+}
+
+/// One line per partition on which the nodes that answered with an offset disagree.
+pub fn disagreements(per_node: &BTreeMap<u8, BTreeMap<i32, NodeLogEnd>>) -> Vec<String> {
+    let mut by_partition: BTreeMap<i32, BTreeMap<u8, i64>> = BTreeMap::new();
+    for (n, m) in per_node {
+        for (p, e) in m {
+            if let NodeLogEnd::Offset(o) = e {
+                by_partition.entry(*p).or_default().insert(*n, *o);
+            }
+        }
+    }
+    by_partition
+        .into_iter()
+        .filter(|(_, m)| m.values().collect::<std::collections::BTreeSet<_>>().len() > 1)
+        .map(|(p, m)| {
+            let said: Vec<String> = m.iter().map(|(n, o)| format!("n{n}: {o}")).collect();
+            format!("partition {p}: the nodes report different log ends ({})", said.join(", "))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(correlation: i32, topic: &str, parts: &[(i32, i16, i64)]) -> Vec<u8> {
+        let mut b = correlation.to_be_bytes().to_vec();
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+        b.extend_from_slice(topic.as_bytes());
+        b.extend_from_slice(&(parts.len() as i32).to_be_bytes());
+        for (p, e, o) in parts {
+            b.extend_from_slice(&p.to_be_bytes());
+            b.extend_from_slice(&e.to_be_bytes());
+            b.extend_from_slice(&(-1i64).to_be_bytes());
+            b.extend_from_slice(&o.to_be_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn request_bytes_and_response_parsing() {
+        let req = request(7, "t", &[0, 1]);
+        assert_eq!(i32::from_be_bytes(req[..4].try_into().unwrap()) as usize, req.len() - 4);
+        assert_eq!(&req[4..8], &[0, 2, 0, 1], "api key 2, version 1");
+        let body = response(7, "t", &[(0, 0, 42), (1, 6, -1)]);
+        let m = parse(&body, 7, "t").unwrap();
+        assert_eq!(m[&0], NodeLogEnd::Offset(42));
+        assert_eq!(m[&1], NodeLogEnd::Error(6));
+        assert!(parse(&body, 8, "t").unwrap_err().contains("correlation id 7"));
+        assert!(parse(&body[..body.len() - 3], 7, "t").unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn only_offsets_that_differ_are_disagreements() {
+        let n = |o: NodeLogEnd| BTreeMap::from([(0, o)]);
+        let agree = BTreeMap::from([
+            (1, n(NodeLogEnd::Offset(9))),
+            (2, n(NodeLogEnd::Error(6))),
+            (3, n(NodeLogEnd::Offset(9))),
+        ]);
+        assert!(disagreements(&agree).is_empty());
+        let split = BTreeMap::from([(1, n(NodeLogEnd::Offset(9))), (3, n(NodeLogEnd::Offset(7)))]);
+        assert_eq!(
+            disagreements(&split),
+            vec!["partition 0: the nodes report different log ends (n1: 9, n3: 7)".to_string()]
+        );
+    }
+}
