@@ -102,11 +102,42 @@ pub struct ScenarioResult {
 /// What the timeline-aware rules found, and the topic settings they used.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checks {
+    /// The scenario injected a fault.
+    #[serde(default)]
+    pub faulted: bool,
     pub topic: TopicSettings,
     pub quorum: QuorumReport,
     pub polls: PollReport,
     pub partitions: Vec<PartitionAvailability>,
     pub metadata: MetadataReport,
+}
+
+/// Recovery after heal, as the reports show it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Recovery {
+    /// No fault, or a results file without the figure.
+    NotApplicable,
+    /// Some partition never acknowledged a write sent after heal.
+    Never,
+    /// The slowest partition's time from heal to its first acknowledged write sent after heal.
+    AfterMs(f64),
+}
+
+impl ScenarioResult {
+    /// Per partition when the file has it (the slowest partition, no floor); older files fall
+    /// back to the throughput-based figure.
+    pub fn recovery(&self) -> Recovery {
+        match (&self.checks, &self.liveness) {
+            (Some(c), _) if !c.faulted => Recovery::NotApplicable,
+            (Some(c), _) => c
+                .partitions
+                .iter()
+                .try_fold(0.0f64, |m, p| p.recovery_ms.map(|r| m.max(r)))
+                .map_or(Recovery::Never, Recovery::AfterMs),
+            (None, Some(l)) => l.heal_to_recovered_ms.map_or(Recovery::Never, Recovery::AfterMs),
+            (None, None) => Recovery::NotApplicable,
+        }
+    }
 }
 
 impl Results {

@@ -425,6 +425,7 @@ async fn drive(
     let c = d.checked;
     r.anomalies = c.anomalies;
     r.checks = Some(Checks {
+        faulted: saved.faulted,
         quorum: c.quorum,
         polls: c.polls,
         partitions: c.partitions,

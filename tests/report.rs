@@ -164,6 +164,7 @@ fn checks() -> Checks {
         recovery_ms: recovery,
     };
     Checks {
+        faulted: true,
         topic,
         quorum: QuorumReport {
             min_insync_replicas: Some(2),

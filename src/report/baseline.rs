@@ -34,7 +34,10 @@ fn figures(s: &ScenarioResult) -> (Option<f64>, Option<f64>, Option<f64>) {
         Some(l) => (
             phase_latency(l, Phase::Fault).map(|p| p.p99_ms),
             Some(l.longest_unavailability_ms),
-            l.heal_to_recovered_ms,
+            match s.recovery() {
+                crate::results::Recovery::AfterMs(ms) => Some(ms),
+                _ => None,
+            },
         ),
         None => (None, None, None),
     }

@@ -126,10 +126,7 @@ pub fn key_figures(s: &ScenarioResult) -> Vec<(String, String)> {
             }
         }
         out.push(("longest_unavailability".to_string(), fmt_ms(l.longest_unavailability_ms)));
-        out.push((
-            "heal_to_recovered".to_string(),
-            l.heal_to_recovered_ms.map(fmt_ms).unwrap_or_else(|| "never".into()),
-        ));
+        out.push(("heal_to_recovered".to_string(), super::markdown::recovery_text(s.recovery())));
     }
     for (i, e) in s.timeline.iter().enumerate() {
         out.push((format!("timeline.{i:02}"), format!("{} {}", fmt_ms(e.t_ms), e.what)));

@@ -186,13 +186,8 @@ fn table(o: &mut String, r: &Results) {
                 .map(|x| format!("{} / {}", fmt_ms(x.p50_ms), fmt_ms(x.p99_ms)))
                 .unwrap_or_else(|| "—".into())
         };
-        let (unavail, recovered) = match &s.liveness {
-            Some(l) => (
-                fmt_ms(l.longest_unavailability_ms),
-                l.heal_to_recovered_ms.map(fmt_ms).unwrap_or_else(|| "never".into()),
-            ),
-            None => ("—".into(), "—".into()),
-        };
+        let unavail = s.liveness.as_ref().map_or("—".into(), |l| fmt_ms(l.longest_unavailability_ms));
+        let recovered = recovery_text(s.recovery());
         let _ = writeln!(
             o,
             "| {} | {} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -209,6 +204,15 @@ fn table(o: &mut String, r: &Results) {
             recovered,
             if s.fidelity.proven { "yes" } else { "**no**" },
         );
+    }
+}
+
+/// `850 ms`, `never`, or `—` without a fault.
+pub fn recovery_text(r: crate::results::Recovery) -> String {
+    match r {
+        crate::results::Recovery::NotApplicable => "—".into(),
+        crate::results::Recovery::Never => "never".into(),
+        crate::results::Recovery::AfterMs(ms) => fmt_ms(ms),
     }
 }
 
