@@ -1,11 +1,12 @@
 //! Contract suite: every client call and every toxic, over real TCP with real servers behind
 //! the proxies, asserting the observable effect. Runs against the embedded server always
 //! (`embedded::*`) and against a real `toxiproxy-server` when `TOXIPROXY_BIN` is set (`real::*`,
-//! which say they skipped otherwise).
+//! ignored otherwise, so a summary counts them as not run).
 //!
 //! Timing assertions are lower bounds only (a fault must add at least its delay); nothing here
 //! asserts that something is fast.
 
+#[macro_use]
 mod support;
 
 use std::io::ErrorKind;
@@ -18,30 +19,7 @@ use tokio::net::TcpStream;
 
 const SECOND: Duration = Duration::from_secs(1);
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let server = crate::support::embedded().await;
-                    crate::$name(&server).await;
-                }
-            )*
-        }
-        mod real {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(server) = crate::support::real(stringify!($name)).await else { return };
-                    crate::$name(&server).await;
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+against_both_servers!(
     version_and_proxy_lifecycle,
     errors_are_typed_and_name_their_subject,
     populate_creates_then_keeps_or_replaces,

@@ -6,6 +6,7 @@
 //!
 //! Timing assertions are lower bounds only (a fault must add at least its delay).
 
+#[macro_use]
 mod support;
 
 use std::ffi::OsString;
@@ -21,32 +22,6 @@ use tokio::net::TcpStream;
 
 const STAND_IN: &str = env!("CARGO_BIN_EXE_chronik-stand-in-node");
 const PATIENCE: Duration = Duration::from_secs(10);
-
-macro_rules! against_both_servers {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let server = crate::support::embedded().await;
-                    crate::$name(&server).await;
-                }
-            )*
-        }
-        mod real {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs TOXIPROXY_BIN (a real toxiproxy-server); .ci/run includes it when set"]
-                async fn $name() {
-                    let server = crate::support::real(stringify!($name))
-                        .await
-                        .expect("this test needs TOXIPROXY_BIN pointing at a real toxiproxy-server");
-                    crate::$name(&server).await;
-                }
-            )*
-        }
-    };
-}
 
 against_both_servers!(
     round_trip_shows_downstream_latency,

@@ -38,11 +38,12 @@ pub async fn embedded() -> Server {
     Server::Embedded(EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap())
 }
 
-/// The real server named by `TOXIPROXY_BIN`, or `None` (and a note) when it is not set.
-pub async fn real(test: &str) -> Option<Server> {
+/// The real server named by `TOXIPROXY_BIN`; without it the calling test fails (such tests
+/// are `#[ignore]`d, so they run only when asked for).
+pub async fn real(test: &str) -> Server {
     let Some(bin) = std::env::var_os("TOXIPROXY_BIN").filter(|v| !v.is_empty()) else {
-        eprintln!("skipped {test}: TOXIPROXY_BIN is not set (set it to a real toxiproxy-server to run this)");
-        return None;
+        // These tests are #[ignore]d unless asked for; asked for without the binary, they fail.
+        panic!("{test} needs TOXIPROXY_BIN pointing at a real toxiproxy-server");
     };
     let dir = tempfile::tempdir().unwrap();
     let cfg = LaunchConfig {
@@ -53,7 +54,7 @@ pub async fn real(test: &str) -> Option<Server> {
         ready_timeout: Duration::from_secs(15),
     };
     let launched = launcher::launch(&cfg).await.unwrap();
-    Some(Server::Real { launched: Box::new(launched), _dir: dir })
+    Server::Real { launched: Box::new(launched), _dir: dir }
 }
 
 /// A loopback address with a port that was free a moment ago.
@@ -153,4 +154,32 @@ pub enum End {
     Eof,
     Error(std::io::ErrorKind),
     StillOpen,
+}
+
+/// Runs each named `async fn(&Server)` test against the embedded server (`embedded::*`) and a
+/// real `toxiproxy-server` (`real::*`, ignored unless `TOXIPROXY_BIN` is given and the run
+/// includes ignored tests, as `.ci/run` does then).
+#[macro_export]
+macro_rules! against_both_servers {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = crate::support::embedded().await;
+                    crate::$name(&server).await;
+                }
+            )*
+        }
+        mod real {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs TOXIPROXY_BIN (a real toxiproxy-server); .ci/run includes it when set"]
+                async fn $name() {
+                    let server = crate::support::real(stringify!($name)).await;
+                    crate::$name(&server).await;
+                }
+            )*
+        }
+    };
 }
