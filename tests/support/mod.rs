@@ -166,8 +166,8 @@ macro_rules! against_both_servers {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let server = crate::support::embedded().await;
-                    crate::$name(&server).await;
+                    let server = $crate::support::embedded().await;
+                    $crate::$name(&server).await;
                 }
             )*
         }
@@ -176,8 +176,8 @@ macro_rules! against_both_servers {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 #[ignore = "needs TOXIPROXY_BIN (a real toxiproxy-server); .ci/run includes it when set"]
                 async fn $name() {
-                    let server = crate::support::real(stringify!($name)).await;
-                    crate::$name(&server).await;
+                    let server = $crate::support::real(stringify!($name)).await;
+                    $crate::$name(&server).await;
                 }
             )*
         }
