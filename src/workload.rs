@@ -185,9 +185,10 @@ pub async fn read_topic_settings(cfg: &WorkloadConfig, min_isr_requested: bool, 
     if let Ok(admin) = cfg.client().create::<AdminClient<DefaultClientContext>>() {
         let opts = AdminOptions::new().request_timeout(Some(timeout));
         let spec = ResourceSpecifier::Topic(&cfg.topic);
-        if let Ok(Ok(Ok(res))) = tokio::time::timeout(timeout, admin.describe_configs([&spec], &opts))
+        // A server may answer with no resource at all: then it did not say.
+        if let Ok(Ok(Some(Ok(res)))) = tokio::time::timeout(timeout, admin.describe_configs([&spec], &opts))
             .await
-            .map(|r| r.map(|mut v| v.remove(0)))
+            .map(|r| r.map(|v| v.into_iter().next()))
         {
             t.min_insync_replicas.read_back =
                 res.get("min.insync.replicas").and_then(|e| e.value.as_deref()).and_then(|v| v.parse().ok());
