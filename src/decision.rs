@@ -104,5 +104,7 @@ pub fn decide(run: &SavedRun) -> Decision {
         reasons.push(format!("HANG: {e} during the scenario."));
         verdict = verdict.max(Verdict::Hang);
     }
+    // Oddities that decide nothing come last, marked as notes.
+    reasons.extend(checked.metadata.notes.iter().map(|n| format!("Note: {n}.")));
     Decision { verdict, reasons, checked, liveness: live, fidelity }
 }

@@ -213,6 +213,22 @@ pub fn value_of(producer: u32, seq: u64) -> String {
     format!("p{producer}-{seq}")
 }
 
+/// Each partition's leader as most of `nodes` name it in their latest answer among `obs`
+/// (a partition without a majority view is left out).
+pub fn majority_leaders(obs: &[Observation], nodes: &[u8]) -> BTreeMap<i32, u8> {
+    let mut votes: BTreeMap<(i32, u8), usize> = BTreeMap::new();
+    for n in nodes {
+        if let Some(o) = obs.iter().filter(|o| o.node == *n && o.error.is_none()).max_by_key(|o| o.at_us) {
+            for p in &o.partitions {
+                if let Some(l) = p.leader {
+                    *votes.entry((p.partition, l)).or_default() += 1;
+                }
+            }
+        }
+    }
+    votes.into_iter().filter(|(_, v)| *v * 2 > nodes.len()).map(|((p, l), _)| (p, l)).collect()
+}
+
 impl History {
     /// The highest acknowledged offset per partition.
     pub fn highest_acked(&self) -> BTreeMap<i32, i64> {

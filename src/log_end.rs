@@ -118,8 +118,15 @@ impl Reader<'_> {
     }
 }
 
-/// One line per partition on which the nodes that answered with an offset disagree.
-pub fn disagreements(per_node: &BTreeMap<u8, BTreeMap<i32, NodeLogEnd>>) -> Vec<String> {
+/// Compares what the nodes said, given each partition's leader as the nodes last named it.
+/// Returns disagreements (nodes that answered with different offsets) and notes: a node that
+/// does not lead a partition and answers 0 for it while its leader answers more (a Kafka
+/// follower answers NOT_LEADER_OR_FOLLOWER) is a protocol oddity, not a divergent log, and is
+/// noted apart.
+pub fn compare(
+    per_node: &BTreeMap<u8, BTreeMap<i32, NodeLogEnd>>,
+    leaders: &BTreeMap<i32, u8>,
+) -> (Vec<String>, Vec<String>) {
     let mut by_partition: BTreeMap<i32, BTreeMap<u8, i64>> = BTreeMap::new();
     for (n, m) in per_node {
         for (p, e) in m {
@@ -128,14 +135,33 @@ pub fn disagreements(per_node: &BTreeMap<u8, BTreeMap<i32, NodeLogEnd>>) -> Vec<
             }
         }
     }
-    by_partition
-        .into_iter()
-        .filter(|(_, m)| m.values().collect::<std::collections::BTreeSet<_>>().len() > 1)
-        .map(|(p, m)| {
+    let mut disagreements = Vec::new();
+    let mut zero_followers: BTreeMap<u8, Vec<i32>> = BTreeMap::new();
+    for (p, mut m) in by_partition {
+        let leader = leaders.get(&p).copied();
+        if leader.and_then(|l| m.get(&l).copied()).is_some_and(|end| end > 0) {
+            let zeros: Vec<u8> = m.iter().filter(|(n, o)| Some(**n) != leader && **o == 0).map(|(n, _)| *n).collect();
+            for n in zeros {
+                m.remove(&n);
+                zero_followers.entry(n).or_default().push(p);
+            }
+        }
+        if m.values().collect::<std::collections::BTreeSet<_>>().len() > 1 {
             let said: Vec<String> = m.iter().map(|(n, o)| format!("n{n}: {o}")).collect();
-            format!("partition {p}: the nodes report different log ends ({})", said.join(", "))
+            disagreements.push(format!("partition {p}: the nodes report different log ends ({})", said.join(", ")));
+        }
+    }
+    let notes = zero_followers
+        .into_iter()
+        .map(|(n, ps)| {
+            let ps: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
+            format!(
+                "n{n} answers ListOffsets(latest) with 0 and no error for partition(s) {} it does not lead (a Kafka follower answers NOT_LEADER_OR_FOLLOWER)",
+                ps.join(", ")
+            )
         })
-        .collect()
+        .collect();
+    (disagreements, notes)
 }
 
 #[cfg(test)]

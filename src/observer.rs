@@ -50,21 +50,9 @@ impl Observer {
         self.seen.lock().unwrap().extend(r);
     }
 
-    /// Each partition's leader as most of the nodes' latest answers name it (a partition
-    /// without a majority view is left out).
+    /// Each partition's leader as most of the nodes' latest answers name it.
     pub fn partition_leaders(&self, ids: &[u8]) -> std::collections::BTreeMap<i32, u8> {
-        let seen = self.seen.lock().unwrap();
-        let mut votes: std::collections::BTreeMap<(i32, u8), usize> = Default::default();
-        for n in ids {
-            if let Some(o) = seen.iter().filter(|o| o.node == *n && o.error.is_none()).max_by_key(|o| o.at_us) {
-                for p in &o.partitions {
-                    if let Some(l) = p.leader {
-                        *votes.entry((p.partition, l)).or_default() += 1;
-                    }
-                }
-            }
-        }
-        votes.into_iter().filter(|(_, v)| *v * 2 > ids.len()).map(|((p, l), _)| (p, l)).collect()
+        crate::history::majority_leaders(&self.seen.lock().unwrap(), ids)
     }
 
     /// Whether the latest observation of every node in `ids` answered and all name the same

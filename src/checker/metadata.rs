@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::connectivity::Connectivity;
-use crate::history::{History, Observation};
+use crate::history::{majority_leaders, History, Observation};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaleLeader {
@@ -44,6 +44,9 @@ pub struct MetadataReport {
     pub split_after_heal: Vec<String>,
     /// When the last observations after heal were taken (µs), if any were.
     pub settled_at_us: Option<u64>,
+    /// Oddities worth reporting that decide nothing (e.g. how followers answer ListOffsets).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// `stale_after_us`: how long after a leader is lost the majority may still name it.
@@ -76,7 +79,10 @@ pub fn check(h: &History, conn: &Connectivity, stale_after_us: u64) -> MetadataR
         }
     }
     split_after_heal(h, &mut r);
-    r.split_after_heal.extend(crate::log_end::disagreements(&h.final_read.per_node_log_end));
+    let (split, notes) =
+        crate::log_end::compare(&h.final_read.per_node_log_end, &majority_leaders(&h.observations, &h.nodes));
+    r.split_after_heal.extend(split);
+    r.notes.extend(notes);
     r
 }
 
