@@ -197,18 +197,32 @@ mod tests {
     }
 
     #[test]
-    fn only_offsets_that_differ_are_disagreements() {
+    fn only_offsets_that_differ_are_disagreements_and_zero_from_followers_is_a_note() {
         let n = |o: NodeLogEnd| BTreeMap::from([(0, o)]);
+        let leaders = BTreeMap::from([(0, 1u8)]);
         let agree = BTreeMap::from([
             (1, n(NodeLogEnd::Offset(9))),
             (2, n(NodeLogEnd::Error(6))),
             (3, n(NodeLogEnd::Offset(9))),
         ]);
-        assert!(disagreements(&agree).is_empty());
+        assert_eq!(compare(&agree, &leaders), (vec![], vec![]));
         let split = BTreeMap::from([(1, n(NodeLogEnd::Offset(9))), (3, n(NodeLogEnd::Offset(7)))]);
         assert_eq!(
-            disagreements(&split),
+            compare(&split, &leaders).0,
             vec!["partition 0: the nodes report different log ends (n1: 9, n3: 7)".to_string()]
         );
+        // Followers answering 0 (seen with Chronik v2.10.4): a note, not a divergent log.
+        let zeros = BTreeMap::from([
+            (1, n(NodeLogEnd::Offset(502))),
+            (2, n(NodeLogEnd::Offset(0))),
+            (3, n(NodeLogEnd::Offset(0))),
+        ]);
+        let (d, notes) = compare(&zeros, &leaders);
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(notes.len(), 2);
+        assert!(notes[0].starts_with("n2 answers ListOffsets(latest) with 0 and no error for partition(s) 0"));
+        // ... but the leader itself answering 0 while a follower has data is a disagreement.
+        let (d, _) = compare(&zeros, &BTreeMap::from([(0, 2u8)]));
+        assert_eq!(d.len(), 1);
     }
 }
