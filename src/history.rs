@@ -229,6 +229,19 @@ pub fn majority_leaders(obs: &[Observation], nodes: &[u8]) -> BTreeMap<i32, u8> 
     votes.into_iter().filter(|(_, v)| *v * 2 > nodes.len()).map(|((p, l), _)| (p, l)).collect()
 }
 
+/// Whether every node in `nodes` answered in its latest observation and all name the same
+/// leader for every partition (nodes list partitions in their own order: compared as sets).
+pub fn latest_agree(obs: &[Observation], nodes: &[u8]) -> bool {
+    let last: Vec<&Observation> =
+        nodes.iter().filter_map(|n| obs.iter().filter(|o| o.node == *n).max_by_key(|o| o.at_us)).collect();
+    if last.len() != nodes.len() || last.iter().any(|o| o.error.is_some()) {
+        return false;
+    }
+    let leaders = |o: &Observation| o.partitions.iter().map(|p| (p.partition, p.leader)).collect::<BTreeMap<_, _>>();
+    let first = leaders(last[0]);
+    !first.is_empty() && first.values().all(|l| l.is_some()) && last.iter().all(|o| leaders(o) == first)
+}
+
 impl History {
     /// The highest acknowledged offset per partition.
     pub fn highest_acked(&self) -> BTreeMap<i32, i64> {
@@ -252,5 +265,40 @@ impl History {
 
     pub fn indeterminate(&self) -> usize {
         self.sends.iter().filter(|s| matches!(s.outcome, Outcome::Info { .. })).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(node: u8, at_us: u64, leaders: &[(i32, u8)]) -> Observation {
+        Observation {
+            at_us,
+            node,
+            raft_leader: Some(1),
+            partitions: leaders
+                .iter()
+                .map(|(p, l)| PartitionView { partition: *p, leader: Some(*l), replicas: vec![1, 2, 3], isr: vec![] })
+                .collect(),
+            error: None,
+        }
+    }
+
+    /// Seen with Chronik v2.10.4: nodes list the same partitions in different orders.
+    #[test]
+    fn agreement_ignores_the_order_nodes_list_partitions_in() {
+        let a = [(0, 1), (2, 3), (1, 2)];
+        let b = [(0, 1), (1, 2), (2, 3)];
+        let o = vec![obs(1, 10, &a), obs(2, 11, &a), obs(3, 12, &b)];
+        assert!(latest_agree(&o, &[1, 2, 3]));
+        assert_eq!(majority_leaders(&o, &[1, 2, 3]), BTreeMap::from([(0, 1), (1, 2), (2, 3)]));
+        // A later answer naming another leader breaks the agreement; the majority still holds.
+        let mut split = o.clone();
+        split.push(obs(3, 20, &[(0, 2), (1, 2), (2, 3)]));
+        assert!(!latest_agree(&split, &[1, 2, 3]));
+        assert_eq!(majority_leaders(&split, &[1, 2, 3])[&0], 1);
+        // A silent node means no agreement.
+        assert!(!latest_agree(&o[..2], &[1, 2, 3]));
     }
 }

@@ -58,15 +58,7 @@ impl Observer {
     /// Whether the latest observation of every node in `ids` answered and all name the same
     /// leader for every partition they list.
     pub fn last_round_agrees(&self, ids: &[u8]) -> bool {
-        let seen = self.seen.lock().unwrap();
-        let last: Vec<&Observation> =
-            ids.iter().filter_map(|n| seen.iter().filter(|o| o.node == *n).max_by_key(|o| o.at_us)).collect();
-        if last.len() != ids.len() || last.iter().any(|o| o.error.is_some()) {
-            return false;
-        }
-        let leaders = |o: &Observation| o.partitions.iter().map(|p| (p.partition, p.leader)).collect::<Vec<_>>();
-        let first = leaders(last[0]);
-        !first.is_empty() && first.iter().all(|(_, l)| l.is_some()) && last.iter().all(|o| leaders(o) == first)
+        crate::history::latest_agree(&self.seen.lock().unwrap(), ids)
     }
 
     pub async fn stop(self) -> Vec<Observation> {

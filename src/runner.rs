@@ -349,8 +349,8 @@ async fn drive(
         r,
         &rec,
         format!(
-            "observer: {} (last round {})",
-            if converged { "nodes agree" } else { "nodes still disagree" },
+            "observer: {} ({} observations)",
+            if converged { "nodes agree on every partition's leader" } else { "nodes still disagree after 10 s" },
             observations.len()
         ),
     );
