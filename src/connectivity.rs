@@ -53,6 +53,21 @@ impl State {
         best
     }
 
+    /// `n` is up and belongs to some group of mutually reachable nodes that is a majority of
+    /// `nodes`. (With two equal majorities, as a bridge or a one-way cut makes, a node in
+    /// either one is not lost; the largest group alone would pick one arbitrarily.)
+    pub fn in_majority_group(&self, n: u8, nodes: &[u8]) -> bool {
+        if !self.up(n) {
+            return false;
+        }
+        let majority = nodes.len() / 2 + 1;
+        let others: Vec<u8> = nodes.iter().copied().filter(|o| *o != n && self.reach(n, *o)).collect();
+        (0u32..(1u32 << others.len())).any(|mask| {
+            let group: Vec<u8> = (0..others.len()).filter(|i| mask & (1 << i) != 0).map(|i| others[i]).collect();
+            group.len() + 1 >= majority && group.iter().all(|&a| group.iter().all(|&b| self.reach(a, b)))
+        })
+    }
+
     pub fn is_whole(&self) -> bool {
         self.cut.is_empty() && self.dead.is_empty() && self.paused.is_empty()
     }
@@ -113,13 +128,13 @@ impl Connectivity {
         self.spans.iter().filter(move |s| s.from_us <= to_us && from_us < s.to_us)
     }
 
-    /// When `n` stopped being able to exchange bytes with any peer that can reach a majority,
-    /// or died, at or after `from_us`; `None` if it never did.
+    /// When `n` stopped belonging to any majority of mutually reachable nodes (cut off, dead or
+    /// paused), at or after `from_us`; `None` if it never did.
     pub fn lost_at(&self, n: u8, nodes: &[u8], from_us: u64) -> Option<u64> {
         self.spans
             .iter()
             .filter(|s| s.to_us > from_us)
-            .find(|s| !s.state.largest_connected_group(nodes).contains(&n))
+            .find(|s| !s.state.in_majority_group(n, nodes))
             .map(|s| s.from_us.max(from_us))
     }
 }
@@ -180,6 +195,13 @@ mod tests {
         let c = Connectivity::from_events(&[ev(10, NemesisOp::Inject, 0, Effect::Cut { pairs: vec![(1, 3)] }, true)]);
         assert!(!c.at(10).reach(1, 3) && !c.at(10).reach(3, 1));
         assert!(c.at(10).reach(1, 2) && c.at(10).reach(2, 3));
+        // Two equal majorities ({1, 2} and {2, 3}): nobody is lost.
+        for n in [1, 2, 3] {
+            assert!(c.at(10).in_majority_group(n, &[1, 2, 3]), "n{n}");
+            assert_eq!(c.lost_at(n, &[1, 2, 3], 0), None, "n{n}");
+        }
+        let iso = Connectivity::from_events(&[ev(10, NemesisOp::Inject, 0, isolate(3), true)]);
+        assert!(!iso.at(10).in_majority_group(3, &[1, 2, 3]) && iso.at(10).in_majority_group(1, &[1, 2, 3]));
     }
 
     #[test]

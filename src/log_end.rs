@@ -151,16 +151,20 @@ pub fn compare(
             disagreements.push(format!("partition {p}: the nodes report different log ends ({})", said.join(", ")));
         }
     }
-    let notes = zero_followers
-        .into_iter()
-        .map(|(n, ps)| {
-            let ps: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
-            format!(
-                "n{n} answers ListOffsets(latest) with 0 and no error for partition(s) {} it does not lead (a Kafka follower answers NOT_LEADER_OR_FOLLOWER)",
-                ps.join(", ")
-            )
-        })
-        .collect();
+    let mut notes = Vec::new();
+    if !zero_followers.is_empty() {
+        let who: Vec<String> = zero_followers
+            .into_iter()
+            .map(|(n, ps)| {
+                let ps: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
+                format!("n{n} for {}", ps.join(", "))
+            })
+            .collect();
+        notes.push(format!(
+            "nodes answer ListOffsets(latest) with 0 and no error for partitions they do not lead ({}); a Kafka follower answers NOT_LEADER_OR_FOLLOWER",
+            who.join("; ")
+        ));
+    }
     (disagreements, notes)
 }
 
@@ -219,8 +223,8 @@ mod tests {
         ]);
         let (d, notes) = compare(&zeros, &leaders);
         assert!(d.is_empty(), "{d:?}");
-        assert_eq!(notes.len(), 2);
-        assert!(notes[0].starts_with("n2 answers ListOffsets(latest) with 0 and no error for partition(s) 0"));
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("for partitions they do not lead (n2 for 0; n3 for 0)"), "{notes:?}");
         // ... but the leader itself answering 0 while a follower has data is a disagreement.
         let (d, _) = compare(&zeros, &BTreeMap::from([(0, 2u8)]));
         assert_eq!(d.len(), 1);

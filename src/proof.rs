@@ -136,10 +136,29 @@ async fn latency_effect(
         return Err(format!("latency probe through {}: no round trip could be measured before the fault", proxy.name));
     };
     let timeout = Duration::from_millis(latency_ms as u64 * 4 + 5_000);
-    let during = probe::round_trips(proxy.listen, proto, 5, timeout)
-        .await
-        .map_err(|e| format!("latency probe through {} during the fault: {e}", proxy.name))?
-        .median;
+    // Other toxics of the same scenario may reset some probe connections (reset_peer picks
+    // connections by toxicity): a reset sample is retried, up to 15 tries for 5 round trips.
+    let mut samples = Vec::new();
+    let mut last_error = None;
+    for _ in 0..15 {
+        match probe::round_trip(proxy.listen, proto, timeout).await {
+            Ok(d) => samples.push(d),
+            Err(e) => last_error = Some(e),
+        }
+        if samples.len() == 5 {
+            break;
+        }
+    }
+    if samples.len() < 3 {
+        return Err(format!(
+            "latency probe through {} during the fault: only {} of 15 round trips completed (last error: {})",
+            proxy.name,
+            samples.len(),
+            last_error.map_or("none".to_string(), |e| e.to_string())
+        ));
+    }
+    samples.sort();
+    let during = samples[samples.len() / 2];
     let added = during.as_secs_f64() * 1e3 - before.as_secs_f64() * 1e3;
     // Each faulted direction adds `latency` (± jitter) per round trip; ask for half of it.
     let want = latency_ms as f64 * streams as f64 / 2.0;

@@ -57,13 +57,12 @@ pub fn check(h: &History, conn: &Connectivity, stale_after_us: u64) -> MetadataR
     obs.sort_by_key(|o| o.at_us);
     for o in &obs {
         let state = conn.at(o.at_us);
-        let group = state.largest_connected_group(&h.nodes);
-        if !group.contains(&o.node) {
-            continue; // a node cut off may believe what it likes; the majority's view counts
+        if !state.in_majority_group(o.node, &h.nodes) {
+            continue; // a node cut off may believe what it likes; a majority's view counts
         }
         for p in &o.partitions {
             let Some(leader) = p.leader else { continue };
-            if group.contains(&leader) || !h.nodes.contains(&leader) {
+            if state.in_majority_group(leader, &h.nodes) || !h.nodes.contains(&leader) {
                 continue;
             }
             let Some(lost) = last_loss(conn, leader, &h.nodes, o.at_us) else { continue };
@@ -86,11 +85,11 @@ pub fn check(h: &History, conn: &Connectivity, stale_after_us: u64) -> MetadataR
     r
 }
 
-/// When `n` most recently dropped out of the largest connected group, if it is out at `t`.
+/// When `n` most recently stopped belonging to any majority group, if it is out at `t`.
 fn last_loss(conn: &Connectivity, n: u8, nodes: &[u8], t: u64) -> Option<u64> {
     let mut since = None;
     for s in conn.spans.iter().filter(|s| s.from_us <= t) {
-        if s.state.largest_connected_group(nodes).contains(&n) {
+        if s.state.in_majority_group(n, nodes) {
             since = None;
         } else if since.is_none() {
             since = Some(s.from_us);
@@ -209,6 +208,31 @@ mod tests {
         quick.observations.push(obs(2_000_000, 2, Some(1), &[1, 2, 3]));
         quick.observations.push(obs(8_000_000, 2, Some(2), &[2, 3]));
         assert!(check(&quick, &c, 10_000_000).stale.is_empty());
+    }
+
+    /// A bridge: n2 and n3 cannot talk, both reach n1. Nodes naming n3 (in the majority
+    /// {1, 3}) are not stale, whichever majority group is "largest".
+    #[test]
+    fn a_leader_in_either_of_two_equal_majorities_is_not_stale() {
+        let mut h = history();
+        h.nemesis.clear();
+        for (op, at_us) in [(NemesisOp::Inject, 1_000_000), (NemesisOp::Heal, 20_000_000)] {
+            h.nemesis.push(NemesisEvent {
+                at_us,
+                op,
+                fault: 0,
+                effect: Effect::Cut { pairs: vec![(2, 3), (3, 2)] },
+                ok: true,
+                detail: String::new(),
+            });
+        }
+        for t in [2_000_000u64, 13_000_000] {
+            for n in [1, 2] {
+                h.observations.push(obs(t, n, Some(3), &[1, 2, 3]));
+            }
+        }
+        let c = Connectivity::from_events(&h.nemesis);
+        assert!(check(&h, &c, 10_000_000).stale.is_empty());
     }
 
     #[test]
