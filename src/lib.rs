@@ -22,6 +22,7 @@ pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod sock_diag;
+pub mod standin;
 pub mod topology;
 pub mod toxiproxy;
 pub mod verdict;

@@ -43,6 +43,8 @@ pub struct SuiteConfig {
     pub ready_timeout: Duration,
     /// Cluster start-ups tried per scenario before giving up (each failure is recorded).
     pub start_attempts: u32,
+    /// Extra environment for every node process (e.g. a stand-in broker's bug switches).
+    pub node_env: Vec<(String, String)>,
 }
 
 /// The end of the progress lines that carry live counts (a terminal shows them in place).
@@ -115,7 +117,7 @@ async fn run_inner(
             program: cfg.chronik_bin.clone(),
             rust_log: cfg.node_log.clone(),
             stop_grace: Duration::from_secs(30),
-            extra_env: Vec::new(),
+            extra_env: cfg.node_env.clone(),
         },
         run_dir: run_dir.clone(),
         ready_timeout: cfg.ready_timeout,

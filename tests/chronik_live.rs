@@ -110,6 +110,7 @@ async fn live_chronik_baseline_scenario_runs_end_to_end() {
         must_move: vec!["chronik_produce_requests_total".into()],
         ready_timeout: Duration::from_secs(45),
         start_attempts: 3,
+        node_env: Vec::new(),
     };
     let baseline = chronik_chaos::scenario::select(&chronik_chaos::scenario::builtin(), &["baseline".into()]).unwrap();
     let r = runner::run_scenario(&cfg, &toxi.client(), &baseline[0], 0, &|line| eprintln!("{line}")).await;

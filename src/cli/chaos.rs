@@ -217,6 +217,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         must_move: vec!["chronik_produce_requests_total".to_string()],
         ready_timeout: Duration::from_secs(args.ready_timeout),
         start_attempts: args.start_attempts,
+        node_env: Vec::new(),
     };
     let started_at = now();
     let client = launched.client();
@@ -295,7 +296,11 @@ fn chronik_version(bin: &Path) -> String {
         .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|t| t.lines().find(|l| l.starts_with("Chronik Server v")).map(|l| l.trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Chronik Server v") || l.starts_with("chronik-chaos stand-in broker"))
+                .map(|l| l.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".to_string())
 }
 

@@ -23,6 +23,11 @@ pub struct Chaos {
     /// into target/chronik-stream (needs network) and build it.
     #[arg(long, conflicts_with_all = ["chronik_dir", "chronik_bin"])]
     clone: bool,
+    /// Run against the stand-in broker (`chronik-stand-in-node`, a small replicating
+    /// Kafka-protocol broker built with this project, not Chronik): the whole product in
+    /// seconds, no Chronik build. For a first try and for developing scenarios.
+    #[arg(long, conflicts_with_all = ["chronik_dir", "chronik_bin", "clone"])]
+    stand_in: bool,
     /// The ref --clone checks out.
     #[arg(long, default_value = CHRONIK_PINNED_REF, value_name = "REF")]
     chronik_ref: String,
@@ -95,7 +100,11 @@ impl Chaos {
             return Ok(2);
         }
 
-        let bin = if self.clone {
+        let bin = if self.stand_in {
+            eprintln!("xtask: --stand-in: building chronik-stand-in-node (not Chronik; reports name it)");
+            cmd!(sh, "cargo build --package chronik-chaos --bin chronik-stand-in-node").run()?;
+            crate::target_dir().join("debug").join("chronik-stand-in-node")
+        } else if self.clone {
             let dir = crate::target_dir().join("chronik-stream");
             clone(sh, &dir, &self.chronik_ref)?;
             BuildArgs { chronik_dir: Some(dir), chronik_bin: None, profile: self.build.profile }.resolve(sh)?
@@ -105,7 +114,8 @@ impl Chaos {
                     "no Chronik given. Either\n  \
                      --chronik-dir DIR   a checkout to build (e.g. `git clone {CHRONIK_REPO} ../chronik-stream`), or\n  \
                      --chronik-bin PATH  a chronik-server binary already built, or\n  \
-                     --clone             clone {CHRONIK_REPO} at {CHRONIK_PINNED_REF} into target/ (needs network)"
+                     --clone             clone {CHRONIK_REPO} at {CHRONIK_PINNED_REF} into target/ (needs network), or\n  \
+                     --stand-in          the stand-in broker built with this project (not Chronik), in seconds"
                 );
             }
             self.build.resolve(sh)?
