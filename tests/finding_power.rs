@@ -2,7 +2,7 @@
 //! verdict) against the stand-in broker, with each of its switchable bugs, must give the
 //! verdict the bug deserves with a reason that names it; in correct mode the same scenarios
 //! pass. A checker rule or a fault proof that stops working turns this red (a system-level
-//! mutation test). Built-in scenarios run with shortened phases so the matrix fits in CI.
+//! mutation test). Built-in scenarios run with a shortened warmup so the matrix fits in CI.
 //!
 //! Bugs the suite does not catch yet are listed in `GAPS` with the reason, not hidden.
 
@@ -27,12 +27,11 @@ pub const GAPS: &[(&str, &str)] = &[
     ("ignore-sequence", "no built-in fault makes librdkafka retry a batch that was already appended"),
 ];
 
-/// A built-in scenario with shorter phases.
+/// A built-in scenario with a shorter warmup and final-read deadline (the fault and recovery
+/// phases stay as built in: failover must fit in them).
 fn builtin(name: &str) -> Scenario {
     let mut s = scenario::select(&scenario::builtin(), &[name.to_string()]).unwrap().remove(0);
     s.phases.warmup = Duration::from_secs(3);
-    s.phases.hold = s.phases.hold.min(Duration::from_secs(10));
-    s.phases.recovery = s.phases.recovery.min(Duration::from_secs(10));
     s.phases.final_read_deadline = Duration::from_secs(20);
     s
 }
@@ -119,7 +118,7 @@ async fn reordering_a_producers_batches_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_metadata_is_caught() {
-    check("stale-metadata", "kill-partition-leader", Verdict::Hang, "Stale leadership").await;
+    check("stale-metadata", "kill-partition-leader", Verdict::Hang, "No failover for partition").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -177,10 +177,26 @@ pub fn check(h: &History) -> Anomalies {
     let highest_acked = h.highest_acked();
     // The final read reached the end of the partition's log: every acknowledged offset at or
     // below the log end was readable, and one beyond it is not in the log at all.
-    let read_to_end = |p: i32| match (h.final_read.log_end.get(&p).copied().flatten(), h.final_read.reached.get(&p)) {
-        (Some(end), Some(reached)) => *reached >= end - 1,
-        (Some(end), None) => end == 0,
-        _ => false,
+    // A node that, asked directly, reports a longer log than the one read may still hold the
+    // missing writes: then they are unseen, not lost.
+    let longest_elsewhere = |p: i32| {
+        h.final_read
+            .per_node_log_end
+            .values()
+            .filter_map(|m| match m.get(&p) {
+                Some(crate::log_end::NodeLogEnd::Offset(o)) => Some(*o),
+                _ => None,
+            })
+            .max()
+    };
+    let read_to_end = |p: i32| {
+        let end = h.final_read.log_end.get(&p).copied().flatten();
+        let reached_end = match (end, h.final_read.reached.get(&p)) {
+            (Some(end), Some(reached)) => *reached >= end - 1,
+            (Some(end), None) => end == 0,
+            _ => false,
+        };
+        reached_end && longest_elsewhere(p).is_none_or(|o| Some(o) <= end)
     };
 
     for s in &h.sends {
@@ -466,6 +482,24 @@ mod tests {
         assert!(a.lost.is_empty());
         assert_eq!(a.unseen.len(), 2);
         assert!(!a.safety_violated(), "unseen alone is not a safety violation");
+    }
+
+    /// The final read reached the log end the leader reported, but another node, asked
+    /// directly, holds a longer log: what is missing is unseen, not lost. Without that node's
+    /// answer, the same history is a loss (the writes lie beyond the log the cluster serves).
+    #[test]
+    fn missing_beyond_the_served_log_end_is_lost_unless_a_node_holds_more() {
+        use crate::log_end::NodeLogEnd;
+        let mut h = H::new();
+        h.ok(0, 0, 0, 0).ok(0, 1, 0, 1).ok(0, 2, 0, 2).read(0, 0, 0, 0);
+        h.h.final_read.log_end.insert(0, Some(1));
+        h.h.final_read.reached.insert(0, 0);
+        let a = h.done();
+        assert_eq!((a.lost.len(), a.unseen.len()), (2, 0), "{:?}", a.summary());
+        h.h.final_read.per_node_log_end.insert(1, [(0, NodeLogEnd::Offset(1))].into());
+        h.h.final_read.per_node_log_end.insert(2, [(0, NodeLogEnd::Offset(3))].into());
+        let a = h.done();
+        assert_eq!((a.lost.len(), a.unseen.len()), (0, 2), "{:?}", a.summary());
     }
 
     #[test]
