@@ -191,8 +191,17 @@ async fn drive(
     let needed = fault::roles(&s.faults);
     let leader = cluster.supervisor.raft_leader().await;
     let ids: Vec<u8> = cluster.plan.nodes.iter().map(|n| n.id).collect();
-    observer.sample().await;
-    let mut partition_leaders = observer.partition_leaders(&ids);
+    // Partition leaders as most nodes name them now; a moment without a majority view (a node
+    // between heartbeats) is asked again, for up to 5 s.
+    let mut partition_leaders = std::collections::BTreeMap::new();
+    for _ in 0..10 {
+        observer.sample().await;
+        partition_leaders = observer.partition_leaders(&ids);
+        if partition_leaders.len() == wl.partitions as usize {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     if partition_leaders.is_empty() {
         // The nodes' admin API listed no partition: fall back to Metadata through the proxies.
         partition_leaders = workload::partition_leaders(&wl, Duration::from_secs(5))
