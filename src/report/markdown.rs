@@ -94,9 +94,9 @@ pub fn render_at(r: &Results, opts: &RenderOptions, level: Detail) -> String {
     );
     if not_passed > 0 {
         o.push_str(
-            "<sub>FAIL: acknowledged writes lost, duplicated or misordered, or acknowledged when they had to stop. \
-             HANG: no progress or no recovery in time. ERROR: the fault could not be proven, or the harness \
-             failed.</sub>\n\n",
+            "<sub>FAIL: acknowledged writes lost, duplicated or misordered, acknowledged without a quorum, or \
+             served to readers out of order. HANG: no failover, progress or recovery in time, or a cluster not \
+             whole after heal. ERROR: the fault's effect was not measured, or the harness failed.</sub>\n\n",
         );
     }
     table(&mut o, r);
