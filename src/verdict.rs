@@ -273,13 +273,7 @@ mod tests {
             ..PartitionAvailability::default()
         };
         Case {
-            expect: Expect {
-                progress_during_fault: false,
-                max_unavailability_ms: None,
-                recovery_within_ms: 30_000.0,
-                min_added_latency_ms: None,
-                max_stale_leader_ms: 10_000.0,
-            },
+            expect: Expect::default(),
             idempotence: true,
             a: Anomalies::default(),
             polls: PollReport::default(),

@@ -97,13 +97,7 @@ fn saved(survivor_acks: bool) -> SavedRun {
     };
     SavedRun {
         scenario: "cascading-failure".into(),
-        expect: Expect {
-            progress_during_fault: false,
-            max_unavailability_ms: None,
-            recovery_within_ms: 30_000.0,
-            min_added_latency_ms: None,
-            max_stale_leader_ms: 10_000.0,
-        },
+        expect: Expect::default(),
         idempotence: true,
         faulted: true,
         fidelity: Fidelity { proven: true, evidence: vec!["n1 and n2 killed: gone".into()], problems: vec![] },

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -14,39 +13,16 @@ use chronik_chaos::cluster::config::{self, ClusterSettings};
 use chronik_chaos::cluster::supervisor::{NodeCommand, NodeState, Supervisor};
 use chronik_chaos::cluster::{create_proxies, wiring, Cluster, ClusterSpec, ToxiproxySource};
 use chronik_chaos::os;
-use chronik_chaos::topology::{FixedPorts, Plan, TopologySpec};
+use chronik_chaos::topology::Plan;
 use chronik_chaos::toxiproxy::server::EmbeddedServer;
 
 const STAND_IN: &str = env!("CARGO_BIN_EXE_chronik-stand-in-node");
 /// Makes rdkafka speak Metadata v0, the only request the stand-in answers.
 const OLD_PROTOCOL: &[(&str, &str)] = &[("api.version.request", "false"), ("broker.version.fallback", "0.9.0")];
 
-/// A base port whose whole plan (base..base+459) is free right now.
-fn free_base() -> u16 {
-    for _ in 0..50 {
-        let base = 21000 + fastrand::u16(0..85) * 500;
-        let spec = spec(base);
-        let plan = Plan::new(spec).unwrap();
-        if chronik_chaos::cluster::preflight_ports(&plan, None).is_ok() {
-            return base;
-        }
-    }
-    panic!("no free port range found");
-}
-
-/// The stand-in's fixed ports sit right above the plan, so tests can run side by side.
-fn spec(base: u16) -> TopologySpec {
-    TopologySpec {
-        nodes: 3,
-        host: IpAddr::from([127, 0, 0, 1]),
-        base_port: base,
-        fixed: FixedPorts { admin_base: base + 400, metrics_base: base + 420, unified_api_base: base + 440 },
-    }
-}
-
 fn cluster_spec(run_dir: PathBuf, env: &[(&str, &str)]) -> ClusterSpec {
     ClusterSpec {
-        topology: spec(free_base()),
+        topology: support::standin_topology(support::free_standin_base(21000)),
         settings: ClusterSettings::default(),
         node: NodeCommand {
             program: PathBuf::from(STAND_IN),
@@ -250,7 +226,7 @@ async fn a_taken_port_is_named_before_anything_starts() {
 fn sigint_during_start_tears_everything_down() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base();
+    let base = support::free_standin_base(21000);
     let toxi_listen = support::free_addr();
     // The CLI plans Chronik's fixed admin ports (10000+id) for the stand-in too.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chronik-chaos"))

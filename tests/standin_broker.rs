@@ -5,8 +5,9 @@
 //! switch (`STAND_IN_BUG=ack-before-replication`) is shown both ways: with every WAL link cut,
 //! the correct broker refuses acks=all writes and the buggy one acknowledges them.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use chronik_chaos::cluster::config::ClusterSettings;
 use chronik_chaos::cluster::supervisor::NodeCommand;
 use chronik_chaos::cluster::{Cluster, ClusterSpec, ToxiproxySource};
 use chronik_chaos::partition_reader::PartitionReader;
-use chronik_chaos::topology::{FixedPorts, LinkKind, Plan, TopologySpec};
+use chronik_chaos::topology::LinkKind;
 use chronik_chaos::toxiproxy::server::EmbeddedServer;
 use chronik_chaos::toxiproxy::{Stream, Toxic, ToxicKind};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
@@ -26,30 +27,10 @@ use rdkafka::ClientConfig;
 const STAND_IN: &str = env!("CARGO_BIN_EXE_chronik-stand-in-node");
 const TOPIC: &str = "standin";
 
-/// A base port whose whole plan is free right now (ranges apart from `cluster_standin.rs`'s).
-fn free_base() -> u16 {
-    for _ in 0..50 {
-        let base = 21250 + fastrand::u16(0..85) * 500;
-        if chronik_chaos::cluster::preflight_ports(&Plan::new(spec(base)).unwrap(), None).is_ok() {
-            return base;
-        }
-    }
-    panic!("no free port range found");
-}
-
-fn spec(base: u16) -> TopologySpec {
-    TopologySpec {
-        nodes: 3,
-        host: IpAddr::from([127, 0, 0, 1]),
-        base_port: base,
-        fixed: FixedPorts { admin_base: base + 400, metrics_base: base + 420, unified_api_base: base + 440 },
-    }
-}
-
 async fn start(run_dir: PathBuf, env: &[(&str, &str)]) -> (Cluster, EmbeddedServer) {
     let toxi = EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let spec = ClusterSpec {
-        topology: spec(free_base()),
+        topology: support::standin_topology(support::free_standin_base(21250)),
         settings: ClusterSettings::default(),
         node: NodeCommand {
             program: PathBuf::from(STAND_IN),

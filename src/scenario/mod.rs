@@ -126,6 +126,21 @@ pub struct Expect {
 
 /// `max_stale_leader_ms` when a scenario does not set it.
 pub const DEFAULT_MAX_STALE_LEADER_MS: f64 = 10_000.0;
+/// `recovery_within_ms` when a scenario does not set it.
+pub const DEFAULT_RECOVERY_WITHIN_MS: f64 = 30_000.0;
+
+/// What a scenario expects when its file sets nothing under `[scenario.expect]`.
+impl Default for Expect {
+    fn default() -> Expect {
+        Expect {
+            progress_during_fault: false,
+            max_unavailability_ms: None,
+            recovery_within_ms: DEFAULT_RECOVERY_WITHIN_MS,
+            min_added_latency_ms: None,
+            max_stale_leader_ms: DEFAULT_MAX_STALE_LEADER_MS,
+        }
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkloadOverrides {
@@ -317,7 +332,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
             expect: Expect {
                 progress_during_fault: e.progress_during_fault,
                 max_unavailability_ms: e.max_unavailability_ms,
-                recovery_within_ms: e.recovery_within_ms.unwrap_or(30_000.0),
+                recovery_within_ms: e.recovery_within_ms.unwrap_or(DEFAULT_RECOVERY_WITHIN_MS),
                 min_added_latency_ms: e.min_added_latency_ms,
                 max_stale_leader_ms: e.max_stale_leader_ms.unwrap_or(DEFAULT_MAX_STALE_LEADER_MS),
             },

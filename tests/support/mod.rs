@@ -4,10 +4,11 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chronik_chaos::topology::{FixedPorts, Plan, TopologySpec};
 use chronik_chaos::toxiproxy::launcher::{self, LaunchConfig, Launched, ServerChoice};
 use chronik_chaos::toxiproxy::server::EmbeddedServer;
 use chronik_chaos::toxiproxy::Client;
@@ -182,4 +183,27 @@ macro_rules! against_both_servers {
             )*
         }
     };
+}
+
+/// A three-node plan at `base` whose fixed ports (admin, metrics, unified API) sit right above
+/// it, so stand-in clusters of several tests can run side by side.
+pub fn standin_topology(base: u16) -> TopologySpec {
+    TopologySpec {
+        nodes: 3,
+        host: IpAddr::from([127, 0, 0, 1]),
+        base_port: base,
+        fixed: FixedPorts { admin_base: base + 400, metrics_base: base + 420, unified_api_base: base + 440 },
+    }
+}
+
+/// A base port from `first` on (in steps of 500) whose whole plan (base..base+459) is free now.
+/// Test binaries pass different `first`s so their ranges never meet.
+pub fn free_standin_base(first: u16) -> u16 {
+    for _ in 0..50 {
+        let base = first + fastrand::u16(0..85) * 500;
+        if chronik_chaos::cluster::preflight_ports(&Plan::new(standin_topology(base)).unwrap(), None).is_ok() {
+            return base;
+        }
+    }
+    panic!("no free port range found");
 }
