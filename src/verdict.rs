@@ -162,7 +162,17 @@ fn liveness(i: &Inputs, out: &mut Vec<(Verdict, String)>) {
     let hang = |out: &mut Vec<(Verdict, String)>, why: String| out.push((Verdict::Hang, why));
     let e = i.expect;
     for p in i.partitions {
-        if i.faulted && p.quorum_possible_throughout && p.acked_during_fault == 0 {
+        let served_before = !i.faulted || p.acked_before_fault > 0;
+        if !served_before {
+            hang(
+                out,
+                format!(
+                    "Partition {} acknowledged no write before the fault was injected: the cluster was not \
+                     serving it while healthy, so its behaviour under the fault shows nothing about failover.",
+                    p.partition
+                ),
+            );
+        } else if i.faulted && p.quorum_possible_throughout && p.acked_during_fault == 0 {
             let lost = match (p.leader_before, p.leader_lost_at_us) {
                 (Some(l), Some(t)) => format!(" after its leader n{l} was lost at {:.1} s", t as f64 / 1e6),
                 (Some(l), None) => format!(" (its leader n{l} stayed reachable)"),
@@ -266,6 +276,7 @@ mod tests {
         let p = |partition| PartitionAvailability {
             partition,
             acked: 100,
+            acked_before_fault: 40,
             acked_during_fault: 30,
             longest_gap_ms: 200.0,
             quorum_possible_throughout: true,
@@ -403,6 +414,27 @@ mod tests {
         b.faulted = false;
         b.partitions.iter_mut().for_each(|p| (p.acked_during_fault, p.recovery_ms) = (0, None));
         assert_eq!(b.run(), (Verdict::Pass, vec![]));
+    }
+
+    #[test]
+    fn a_partition_never_served_before_the_fault_hangs_without_blaming_failover() {
+        let mut c = healthy();
+        c.partitions[2].acked_before_fault = 0;
+        c.partitions[2].acked_during_fault = 0;
+        c.partitions[2].leader_before = Some(3);
+        c.partitions[2].leader_lost_at_us = Some(5_100_000);
+        let (v, why) = c.run();
+        assert_eq!(v, Verdict::Hang);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].starts_with("HANG: Partition 2 acknowledged no write before the fault"), "{why:?}");
+        // Near miss: one acknowledged write while healthy makes it a failover question again.
+        c.partitions[2].acked_before_fault = 1;
+        let (_, why) = c.run();
+        assert!(why[0].starts_with("HANG: No failover for partition 2"), "{why:?}");
+        // A baseline has no "before the fault".
+        c.faulted = false;
+        c.partitions[2].acked_before_fault = 0;
+        assert_eq!(c.run(), (Verdict::Pass, vec![]));
     }
 
     #[test]

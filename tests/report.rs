@@ -154,6 +154,7 @@ fn checks() -> Checks {
     let partition = |p: i32, during: usize, recovery: Option<f64>| PartitionAvailability {
         partition: p,
         acked: 900,
+        acked_before_fault: 300,
         acked_during_fault: during,
         longest_gap_ms: 7_000.0,
         gap_window_us: (5_000_000, 12_000_000),

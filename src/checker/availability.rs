@@ -16,6 +16,10 @@ use crate::history::{History, Outcome};
 pub struct PartitionAvailability {
     pub partition: i32,
     pub acked: usize,
+    /// Acknowledged (by completion time) before the first inject: the partition was served
+    /// while the cluster was healthy.
+    #[serde(default)]
+    pub acked_before_fault: usize,
     /// Acknowledged (by completion time) between inject and heal.
     pub acked_during_fault: usize,
     /// Longest time without an acknowledged write, from the workload's start to its end.
@@ -79,6 +83,7 @@ pub fn measure(h: &History, conn: &Connectivity) -> Vec<PartitionAvailability> {
             PartitionAvailability {
                 partition,
                 acked: oks.len(),
+                acked_before_fault: oks.iter().filter(|(_, c)| *c < tl.inject_us).count(),
                 acked_during_fault: oks.iter().filter(|(_, c)| *c >= tl.inject_us && *c < tl.heal_us).count(),
                 longest_gap_ms,
                 gap_window_us,

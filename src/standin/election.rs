@@ -4,7 +4,8 @@
 //! heartbeats reach a majority of the replicas, makes it a candidate for the next epoch. It asks
 //! the other replicas over its WAL links; with a majority of votes (its own included) it leads.
 //! Votes follow [`super::partition::grant_vote`]: only a log at least as up to date wins, so
-//! every committed entry survives. The `no-failover` bug turns all of this off.
+//! every committed entry survives. The `no-failover` bug turns all of this off (the links it
+//! holds stay open: replication and topic syncs go on).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -30,7 +31,9 @@ pub fn patience(me: u64, replicas: &[u64]) -> Duration {
 /// Runs elections for this node until the process ends.
 pub async fn run(broker: Arc<Broker>, links: Links) {
     if broker.has(Bug::NoFailover) {
-        return;
+        // No elections, but the WAL links live on: they end when `links` is dropped.
+        let _links = links;
+        return std::future::pending().await;
     }
     let campaigning = Arc::new(std::sync::Mutex::new(BTreeSet::<PartitionKey>::new()));
     loop {
