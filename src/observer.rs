@@ -61,12 +61,19 @@ impl Observer {
         crate::history::latest_agree(&self.seen.lock().unwrap(), ids)
     }
 
-    pub async fn stop(self) -> Vec<Observation> {
+    pub async fn stop(mut self) -> Vec<Observation> {
         self.stop.cancel();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
         let mut out = std::mem::take(&mut *self.seen.lock().unwrap());
         out.sort_by_key(|o| (o.at_us, o.node));
         out
+    }
+}
+
+/// An observer dropped without `stop` (a scenario that ended early) stops asking at once.
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

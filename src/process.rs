@@ -219,6 +219,48 @@ pub fn signal_group(pgid: u32, sig: Signal) -> nix::Result<()> {
     }
 }
 
+/// What a short-lived command printed (stdout and stderr, interleaved) and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BriefRun {
+    /// `None` when it was killed for running past the time limit.
+    pub status: Option<ExitStatus>,
+    pub output: String,
+}
+
+/// Runs `program args` to completion in its own process group with stdin from /dev/null and
+/// `NO_COLOR=1`; past `limit` the whole group is killed (`status` is then `None`).
+pub fn run_briefly(program: &Path, args: &[&str], limit: Duration) -> Result<BriefRun, ProcessError> {
+    let handle = duct::cmd(program, args)
+        .env("NO_COLOR", "1")
+        .stdin_null()
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .before_spawn(|cmd| {
+            cmd.process_group(0);
+            Ok(())
+        })
+        .start()
+        .map_err(|source| ProcessError::Spawn { program: program.display().to_string(), source })?;
+    let pgid = handle.pids()[0];
+    let started = Instant::now();
+    let timed_out = loop {
+        match handle.try_wait() {
+            Ok(Some(_)) | Err(_) => break false,
+            Ok(None) if started.elapsed() >= limit => break true,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    if timed_out {
+        let _ = signal_group(pgid, Signal::SIGKILL);
+    }
+    let out = handle.wait().map_err(|source| ProcessError::Spawn { program: program.display().to_string(), source })?;
+    Ok(BriefRun {
+        status: if timed_out { None } else { Some(out.status) },
+        output: String::from_utf8_lossy(&out.stdout).into_owned(),
+    })
+}
+
 /// Ends a process we are not the parent of (one recorded in a state file): SIGTERM to its
 /// group, wait up to `grace` for it to go, then SIGKILL.
 pub fn terminate_unowned(pid: u32, grace: Duration) -> Termination {

@@ -59,6 +59,50 @@ pub const DEFAULT_METRICS: &[&str] = &[
     "chronik_errors_total",
 ];
 
+/// What the progress says before the wiring proof (which can take up to ~15 s).
+pub const PROVING_WIRING: &str =
+    "proving the wiring (OS view of node connections, proxy counters, Kafka metadata; up to 15 s)";
+
+/// How a suite ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SuiteEnd {
+    /// Every scenario ran.
+    Finished,
+    /// `cancel` resolved during the scenario named here; its cluster was torn down and it has
+    /// no result.
+    Interrupted { during: String },
+}
+
+/// Runs `scenarios` one after another on the Toxiproxy server behind `toxiproxy`, each on a
+/// fresh cluster that is torn down whatever way the scenario ends, so a scenario that ERRORs
+/// leaves nothing for the next. `on_result` gets every result as soon as it exists (before the
+/// next scenario starts); `cancel` resolving stops the suite after tearing down the running
+/// scenario. This is the suite `chronik-chaos chaos` runs.
+pub async fn run_suite(
+    cfg: &SuiteConfig,
+    toxiproxy: &Client,
+    scenarios: &[Scenario],
+    progress: &dyn Fn(&str),
+    on_result: &mut dyn FnMut(ScenarioResult) -> anyhow::Result<()>,
+    cancel: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<SuiteEnd> {
+    tokio::pin!(cancel);
+    for (i, s) in scenarios.iter().enumerate() {
+        progress(&format!("scenario {}/{}: {} — {}", i + 1, scenarios.len(), s.name, s.description));
+        // Dropping the scenario's future drops its cluster, which stops its nodes; its proxies
+        // go with the caller's Toxiproxy server.
+        let r = tokio::select! {
+            r = run_scenario(cfg, toxiproxy, s, i, progress) => r,
+            _ = &mut cancel => return Ok(SuiteEnd::Interrupted { during: s.name.clone() }),
+        };
+        for line in &r.explanation {
+            progress(&format!("[{}]   {line}", s.name));
+        }
+        on_result(r)?;
+    }
+    Ok(SuiteEnd::Finished)
+}
+
 /// Runs one scenario end to end. Harness problems become an ERROR result, never a panic.
 pub async fn run_scenario(
     cfg: &SuiteConfig,
@@ -144,6 +188,7 @@ async fn drive(
     cluster: &mut Cluster,
 ) -> Result<(), String> {
     let extra: Vec<(&str, &str)> = cfg.client_extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    say(PROVING_WIRING);
     cluster.prove_wiring(Duration::from_secs(15), &extra).await.map_err(|e| format!("{e:#}"))?;
     say("wiring proven");
 
@@ -175,7 +220,15 @@ async fn drive(
     };
     let admins = cluster.supervisor.nodes().iter().map(|n| (n.id(), n.admin().clone())).collect();
     let observer = Observer::start(admins, &wl.topic, rec.clone(), Duration::from_millis(300));
-    let running = Workload::start(&wl, rec.clone())?;
+    // The workload and the observer run as tasks that outlive a drop: every early return from
+    // here on stops them first, or they would go on against the next scenario's proxies.
+    let running = match Workload::start(&wl, rec.clone()) {
+        Ok(w) => w,
+        Err(e) => {
+            observer.stop().await;
+            return Err(e);
+        }
+    };
     event(
         r,
         &rec,
@@ -211,7 +264,14 @@ async fn drive(
             .filter_map(|(p, l)| u8::try_from(l).ok().map(|l| (p, l)))
             .collect();
     }
-    let roles = fault::assign_roles(&needed, &ids, leader, &partition_leaders, &mut rng)?;
+    let roles = match fault::assign_roles(&needed, &ids, leader, &partition_leaders, &mut rng) {
+        Ok(roles) => roles,
+        Err(e) => {
+            running.stop().await;
+            observer.stop().await;
+            return Err(e);
+        }
+    };
     r.targets = roles.iter().map(|(t, n)| (t.to_string(), *n)).collect();
     let actions: Vec<Action> =
         s.faults.iter().enumerate().map(|(i, f)| fault::plan_action(f, i, &roles, &cluster.plan)).collect();

@@ -245,12 +245,20 @@ impl Workload {
 
     /// Stops sending, waits for every outstanding send to resolve (or time out), stops the
     /// live consumer.
-    pub async fn stop(self) -> Arc<Recorder> {
+    pub async fn stop(mut self) -> Arc<Recorder> {
         self.stop.cancel();
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
-        self.recorder
+        self.recorder.clone()
+    }
+}
+
+/// A workload dropped without `stop` (a scenario that ended early) stops sending at once:
+/// its tasks must not go on writing to proxy addresses the next scenario re-creates.
+impl Drop for Workload {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

@@ -17,8 +17,10 @@ use chronik_chaos::topology::Plan;
 use chronik_chaos::toxiproxy::server::EmbeddedServer;
 
 const STAND_IN: &str = env!("CARGO_BIN_EXE_chronik-stand-in-node");
-/// Makes rdkafka speak Metadata v0, the only request the stand-in answers.
-const OLD_PROTOCOL: &[(&str, &str)] = &[("api.version.request", "false"), ("broker.version.fallback", "0.9.0")];
+
+/// The command-line tests plan Chronik's fixed admin ports (10000+id) for the stand-in, as
+/// `cluster start` does: one of them at a time.
+static FIXED_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn cluster_spec(run_dir: PathBuf, env: &[(&str, &str)]) -> ClusterSpec {
     ClusterSpec {
@@ -67,7 +69,7 @@ async fn starts_proves_wiring_and_tears_down() {
     // proof passes as soon as inter-node traffic is seen, so wait until all links are up.
     let deadline = Instant::now() + Duration::from_secs(20);
     let report = loop {
-        let report = cluster.prove_wiring(Duration::from_secs(10), OLD_PROTOCOL).await.unwrap();
+        let report = cluster.prove_wiring(Duration::from_secs(10), &[]).await.unwrap();
         let wal = report.via_proxy.keys().filter(|k| k.starts_with("wal-")).count();
         if (report.raft_links_seen() == 6 && wal == 6) || Instant::now() > deadline {
             break report;
@@ -225,6 +227,7 @@ async fn a_taken_port_is_named_before_anything_starts() {
 #[test]
 fn sigint_during_start_tears_everything_down() {
     use std::io::{BufRead, BufReader};
+    let _turn = FIXED_PORTS.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let base = support::free_standin_base(21000);
     let toxi_listen = support::free_addr();
@@ -265,4 +268,108 @@ fn sigint_during_start_tears_everything_down() {
     }
     assert_eq!(os::port_holder(toxi_listen), None);
     assert!(!dir.path().join("cluster.json").exists(), "no state recorded for an interrupted start");
+}
+
+/// Runs `chronik-chaos <args> --state-dir <dir>` as `invoked_as` (xtask's
+/// `CHRONIK_CHAOS_INVOKED_AS`) with no real Toxiproxy to be found.
+fn cli(args: &[&str], dir: &std::path::Path, invoked_as: Option<&str>) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chronik-chaos"));
+    cmd.args(args).arg("--state-dir").arg(dir).env_remove("TOXIPROXY_BIN").env("PATH", "/usr/bin:/bin");
+    match invoked_as {
+        Some(v) => cmd.env("CHRONIK_CHAOS_INVOKED_AS", v),
+        None => cmd.env_remove("CHRONIK_CHAOS_INVOKED_AS"),
+    };
+    cmd.output().unwrap()
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// `cluster start` with the stand-in and only the flags `cargo xtask cluster start` forwards
+/// (no client settings), then what a user does with it: `toxiproxy status` and `toxiproxy
+/// start` recognise the cluster's Toxiproxy, `cluster status` exits 1 once a node is down,
+/// `cluster stop` ends everything.
+#[test]
+fn cluster_start_with_the_stand_in_then_status_tells_a_node_down() {
+    let _turn = FIXED_PORTS.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let base = support::free_standin_base(21000).to_string();
+    let api = support::free_addr().to_string();
+    let xtask = Some("cargo xtask cluster");
+    let start = cli(
+        &[
+            "cluster",
+            "start",
+            "--chronik-bin",
+            STAND_IN,
+            "--nodes",
+            "3",
+            "--base-port",
+            &base,
+            "--toxiproxy-listen",
+            &api,
+        ],
+        state,
+        xtask,
+    );
+    let recorded: Option<chronik_chaos::cluster::state::ClusterState> =
+        chronik_chaos::cluster::state::ClusterStateFile::in_dir(state).load().unwrap();
+    // Whatever fails below, nothing is left running.
+    struct Stop<'a>(&'a std::path::Path);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            cli(&["cluster", "stop", "--grace", "2"], self.0, None);
+        }
+    }
+    let _stop = Stop(state);
+    assert_eq!(start.status.code(), Some(0), "{}", text(&start));
+    let t = text(&start);
+    let announced = t.find(chronik_chaos::runner::PROVING_WIRING).expect("the proof is announced");
+    assert!(announced < t.find("wiring proven").unwrap(), "{t}");
+    let recorded = recorded.expect("cluster start records its state");
+    let toxi = recorded.toxiproxy.clone().expect("cluster start started its own toxiproxy");
+
+    let status = cli(&["cluster", "status"], state, xtask);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    assert!(text(&status).contains("cluster: 3/3 nodes alive"), "{}", text(&status));
+
+    // The cluster's Toxiproxy is recorded in the cluster's state, not in toxiproxy.json.
+    let status = cli(&["toxiproxy", "status"], state, Some("cargo xtask toxiproxy"));
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    let t = text(&status);
+    assert!(t.contains("toxiproxy: the cluster's server, started by `cluster start`"), "{t}");
+    assert!(t.contains("`cargo xtask cluster stop` stops it with the cluster"), "{t}");
+    assert!(t.contains(&format!("(pid {}", toxi.pid)) && t.contains("proxies (15)"), "{t}");
+    let stop = cli(&["toxiproxy", "stop"], state, Some("cargo xtask toxiproxy"));
+    assert_eq!(stop.status.code(), Some(0), "{}", text(&stop));
+    assert!(text(&stop).contains("belongs to the cluster started from"), "{}", text(&stop));
+    assert!(text(&stop).contains("`cargo xtask cluster stop` stops it with the cluster"), "{}", text(&stop));
+    assert!(os::pid_alive(toxi.pid), "`toxiproxy stop` leaves the cluster's server alone");
+    let again = cli(&["toxiproxy", "start", "--listen", &api], state, None);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    let t = text(&again);
+    assert!(t.contains(&format!("the toxiproxy of the cluster started from {} runs there", state.display())), "{t}");
+    assert!(t.contains(&format!("`chronik-chaos cluster stop --state-dir {}` stops it", state.display())), "{t}");
+
+    // A node down: status says which, and exits 1.
+    let victim = recorded.members.iter().find(|m| m.id == 2).unwrap().pid;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while os::pid_alive(victim) {
+        assert!(Instant::now() < deadline, "node 2 (pid {victim}) survived SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = cli(&["cluster", "status"], state, xtask);
+    assert_eq!(status.status.code(), Some(1), "{}", text(&status));
+    let t = text(&status);
+    assert!(t.contains("cluster: 2/3 nodes alive") && t.contains(&format!("n2  pid {victim:<8} DOWN")), "{t}");
+    assert!(t.contains("cluster degraded: n2 down (exit 1)"), "{t}");
+
+    let stop = cli(&["cluster", "stop", "--grace", "2"], state, xtask);
+    assert_eq!(stop.status.code(), Some(0), "{}", text(&stop));
+    for pid in recorded.members.iter().map(|m| m.pid).chain([toxi.pid]) {
+        assert!(!os::pid_alive(pid), "pid {pid} survived cluster stop");
+    }
 }

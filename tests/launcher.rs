@@ -18,15 +18,20 @@ fn bin() -> &'static str {
 
 /// Runs `chronik-chaos toxiproxy <args> --state-dir <dir>` with no real server to be found.
 fn toxiproxy(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("toxiproxy")
-        .args(args)
-        .arg("--state-dir")
-        .arg(dir)
-        .env_remove("TOXIPROXY_BIN")
-        .env("PATH", "/usr/bin:/bin")
-        .output()
-        .unwrap()
+    toxiproxy_via(dir, args, None)
+}
+
+/// [`toxiproxy`] as `cargo xtask` runs it: `invoked_as` is the user's command, which xtask
+/// puts in `CHRONIK_CHAOS_INVOKED_AS`.
+fn toxiproxy_via(dir: &Path, args: &[&str], invoked_as: Option<&str>) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.arg("toxiproxy").args(args).arg("--state-dir").arg(dir);
+    cmd.env_remove("TOXIPROXY_BIN").env("PATH", "/usr/bin:/bin");
+    match invoked_as {
+        Some(v) => cmd.env("CHRONIK_CHAOS_INVOKED_AS", v),
+        None => cmd.env_remove("CHRONIK_CHAOS_INVOKED_AS"),
+    };
+    cmd.output().unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -83,7 +88,16 @@ fn a_foreign_listener_is_named_and_refused_with_exit_2() {
     let msg = text(&out);
     assert!(msg.contains(&format!("cannot start toxiproxy on {addr}: the port is taken")), "{msg}");
     assert!(msg.contains(&format!("pid {}", std::process::id())), "the holder must be named: {msg}");
+    assert!(msg.contains("stop that process or pass `--listen ADDR`"), "{msg}");
     assert!(!dir.path().join("toxiproxy.json").exists(), "nothing recorded for a failed start");
+    // Through `cargo xtask toxiproxy start`, the hint is that command's flag.
+    let via = toxiproxy_via(dir.path(), &["start", "--listen", &addr], Some("cargo xtask toxiproxy"));
+    assert_eq!(via.status.code(), Some(2), "{}", text(&via));
+    assert!(
+        text(&via).contains("stop that process or pass `cargo xtask toxiproxy start --listen ADDR`"),
+        "{}",
+        text(&via)
+    );
     // The foreign listener is untouched.
     assert!(std::net::TcpStream::connect(&addr).is_ok());
 }
@@ -130,6 +144,33 @@ fn a_stale_state_file_is_detected_and_cleaned() {
     let pid = recorded_pid(dir.path());
     assert!(toxiproxy(dir.path(), &["stop"]).status.success());
     assert!(!os::pid_alive(pid));
+}
+
+#[test]
+fn a_second_server_from_the_same_state_dir_is_refused_with_what_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = support::free_addr().to_string();
+    let out = toxiproxy(dir.path(), &["start", "--listen", &first]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = recorded_pid(dir.path());
+    let second = support::free_addr().to_string();
+    let direct = toxiproxy(dir.path(), &["start", "--listen", &second]);
+    let via = toxiproxy_via(dir.path(), &["start", "--listen", &second], Some("cargo xtask toxiproxy"));
+    assert!(toxiproxy(dir.path(), &["stop"]).status.success());
+    assert!(!os::pid_alive(pid));
+
+    assert_eq!(direct.status.code(), Some(2), "{}", text(&direct));
+    let d = text(&direct);
+    let running = format!("already runs at http://{first} (pid {pid}); stop it first with ");
+    assert!(d.contains(&running), "{d}");
+    let binary_stop =
+        format!("`chronik-chaos toxiproxy stop --state-dir {}` or pass another --state-dir", dir.path().display());
+    assert!(d.contains(&binary_stop), "{d}");
+    // xtask has no --state-dir (its state is fixed under target/chronik-chaos): only `stop` applies.
+    assert_eq!(via.status.code(), Some(2), "{}", text(&via));
+    let v = text(&via);
+    assert!(v.contains(&format!("{running}`cargo xtask toxiproxy stop`")), "{v}");
+    assert!(!v.contains("--state-dir"), "{v}");
 }
 
 #[test]

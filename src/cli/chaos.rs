@@ -7,20 +7,21 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::{EXIT_OK, EXIT_SCENARIO_FAILURES};
+use super::{InvokedAs, EXIT_OK, EXIT_SCENARIO_FAILURES};
 use crate::github::comment::{CommentConfig, Mode};
 use crate::github::{ContextInputs, GithubContext};
 use crate::report::escape::workflow_data;
 use crate::results::{ChronikInfo, Results, RESULTS_VERSION};
 use crate::runner::{self, SuiteConfig};
-use crate::scenario::{self, Scenario};
-use crate::topology::{FixedPorts, TopologySpec, DEFAULT_BASE_PORT};
+use crate::scenario::{self, Scenario, SelectError};
+use crate::topology::{FixedPorts, Plan, TopologySpec, DEFAULT_BASE_PORT};
 use crate::toxiproxy::launcher::{self, LaunchConfig};
 use crate::verdict::Verdict;
 
 #[derive(Debug, clap::Args)]
 pub struct ChaosArgs {
-    /// The chronik-server binary to test.
+    /// The chronik-server binary to test; `PATH version` must name Chronik (or the
+    /// chronik-chaos stand-in), checked before anything starts.
     #[arg(long, env = "CHRONIK_BIN", value_name = "PATH", required_unless_present_any = ["list", "dry_run"])]
     pub chronik_bin: Option<PathBuf>,
     /// Run only this scenario (repeatable; default: all).
@@ -59,8 +60,10 @@ pub struct ChaosArgs {
     /// List the scenarios (built-in and from --scenarios-file) and exit.
     #[arg(long)]
     pub list: bool,
-    /// Check the scenario selection, scenario files, output directory and Toxiproxy choice,
-    /// print what would run, and exit (0 when a run could start, 2 otherwise). Needs no Chronik.
+    /// Check the scenario selection, scenario files, output directory, Toxiproxy choice and
+    /// that every port the run binds is free (Toxiproxy API, node and proxy ports, Chronik's
+    /// fixed ports), print what would run, and exit (0 when a run could start, 2 otherwise).
+    /// Needs no Chronik.
     #[arg(long)]
     pub dry_run: bool,
     /// Which verdicts make the exit code 1: any (FAIL, HANG or ERROR), safety (FAIL only),
@@ -147,6 +150,7 @@ pub fn exit_code(results: &Results, fail_on: FailOn) -> u8 {
 }
 
 pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
+    let via = InvokedAs::from_env();
     let catalogue = catalogue(&args.scenario_files)?;
     if args.list {
         for s in &catalogue {
@@ -154,7 +158,18 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_OK));
     }
-    let chosen = scenario::select(&catalogue, &args.scenarios).map_err(|e| anyhow::anyhow!(e))?;
+    let chosen = scenario::select(&catalogue, &args.scenarios).map_err(|e| match e {
+        SelectError::Duplicate(name) => {
+            anyhow::anyhow!("--scenario {name} is given more than once; name each scenario once")
+        }
+        SelectError::Unknown { .. } => anyhow::anyhow!("--scenario: {e}"),
+    })?;
+    let topology = TopologySpec {
+        nodes: 3,
+        host: IpAddr::from([127, 0, 0, 1]),
+        base_port: args.base_port,
+        fixed: FixedPorts::CHRONIK,
+    };
     if args.dry_run {
         let out = std::path::absolute(&args.out).unwrap_or(args.out.clone());
         check_writable(&out)?;
@@ -162,6 +177,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         if let Some(b) = &args.report.baseline {
             Results::read(b).map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
         }
+        check_ports(topology, args.toxiproxy_listen, via)?;
         println!(
             "would run {} scenario(s): {}",
             chosen.len(),
@@ -173,18 +189,20 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             }
             launcher::ServerChoice::Embedded => println!("toxiproxy: the embedded server (no toxiproxy-server found)"),
         }
+        println!(
+            "ports: free (toxiproxy API {}, nodes and proxies from {}, Chronik's fixed ports)",
+            args.toxiproxy_listen, args.base_port
+        );
         println!("output: {}", out.display());
         return Ok(ExitCode::from(EXIT_OK));
     }
+    // From here on a Ctrl-C never kills the process half-way: whatever runs is stopped first.
+    let mut interrupts = super::Interrupts::install();
     let bin = args.chronik_bin.clone().context("--chronik-bin is required")?;
-    if !bin.is_file() {
-        bail!(
-            "--chronik-bin {} is not a file; build one with `cargo xtask chronik build --chronik-dir DIR`",
-            bin.display()
-        );
-    }
+    let node_binary = super::check_chronik_bin(&bin, via)?;
     let out = std::path::absolute(&args.out).unwrap_or(args.out.clone());
     check_writable(&out)?;
+    check_ports(topology, args.toxiproxy_listen, via)?;
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..) % 1_000_000);
     progress(&format!(
         "seed {seed} (repeat with --seed {seed}); {} scenario(s); output in {}",
@@ -192,23 +210,23 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         out.display()
     ));
 
-    let launched = launcher::launch(&LaunchConfig {
+    let launch_config = LaunchConfig {
         listen: args.toxiproxy_listen,
         choice: launcher::locate(args.toxiproxy_bin.as_deref())?,
         embedded_exe: std::env::current_exe().context("cannot find the chronik-chaos executable")?,
         log: out.join("toxiproxy.log"),
         ready_timeout: Duration::from_secs(15),
-    })
-    .await?;
+    };
+    let launch = launcher::launch(&launch_config);
+    // Dropping a half-started launch stops the server it started.
+    let launched = tokio::select! {
+        l = launch => l.map_err(|e| super::launch_error(e, via, "chaos", "--toxiproxy-listen"))?,
+        _ = interrupts.recv() => bail!("interrupted while starting Toxiproxy; nothing is left running"),
+    };
     progress(&format!("toxiproxy: {}", launched.kind));
     let cfg = SuiteConfig {
         chronik_bin: bin.clone(),
-        topology: TopologySpec {
-            nodes: 3,
-            host: IpAddr::from([127, 0, 0, 1]),
-            base_port: args.base_port,
-            fixed: FixedPorts::CHRONIK,
-        },
+        topology,
         node_log: args.node_log.clone(),
         out_dir: out.clone(),
         seed,
@@ -224,31 +242,35 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     let mut results = Results {
         version: RESULTS_VERSION,
         tool: concat!("chronik-chaos ", env!("CARGO_PKG_VERSION")).to_string(),
-        chronik: ChronikInfo { version: chronik_version(&bin), binary: bin },
+        chronik: ChronikInfo { version: node_binary.version().to_string(), binary: bin },
         toxiproxy: launched.kind.to_string(),
         seed,
         started_at,
         finished_at: String::new(),
         scenarios: Vec::new(),
     };
-    for (i, s) in chosen.iter().enumerate() {
-        progress(&format!("scenario {}/{}: {} — {}", i + 1, chosen.len(), s.name, s.description));
-        let r = tokio::select! {
-            r = runner::run_scenario(&cfg, &client, s, i, &progress) => r,
-            _ = super::interrupted() => {
-                results.finished_at = now();
-                let _ = results.write(&out.join("results.json"));
-                bail!("interrupted; everything started was stopped; partial results in {}", out.join("results.json").display());
-            }
-        };
-        for line in &r.explanation {
-            progress(&format!("[{}]   {line}", s.name));
-        }
-        results.scenarios.push(r);
-        results.write(&out.join("results.json")).context("writing results.json")?;
-    }
+    let results_file = out.join("results.json");
+    let end = runner::run_suite(
+        &cfg,
+        &client,
+        &chosen,
+        &progress,
+        &mut |r| {
+            results.scenarios.push(r);
+            results.write(&results_file).context("writing results.json")
+        },
+        interrupts.recv(),
+    )
+    .await?;
     results.finished_at = now();
-    results.write(&out.join("results.json")).context("writing results.json")?;
+    if let runner::SuiteEnd::Interrupted { during } = end {
+        let _ = results.write(&results_file);
+        bail!(
+            "interrupted during {during}; everything started was stopped; partial results in {}",
+            results_file.display()
+        );
+    }
+    results.write(&results_file).context("writing results.json")?;
     drop(launched);
     println!();
     for s in &results.scenarios {
@@ -261,10 +283,18 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             s.anomalies.unseen.len()
         );
     }
-    println!("results: {}", out.join("results.json").display());
+    println!("results: {}", results_file.display());
     let markdown = super::report::render(&results, &out, &out, &args.report)?;
     comment(&results, &markdown, args.comment).await;
     Ok(ExitCode::from(exit_code(&results, args.fail_on)))
+}
+
+/// Every port the run will bind must be free now: the Toxiproxy API, every node listener and
+/// proxy of the plan, and Chronik's fixed ports; otherwise who holds each and which flag moves it.
+fn check_ports(topology: TopologySpec, toxiproxy_listen: SocketAddr, via: InvokedAs) -> anyhow::Result<()> {
+    let plan = Plan::new(topology).map_err(|e| anyhow::anyhow!("--base-port {}: {e}", topology.base_port))?;
+    crate::cluster::preflight_ports(&plan, Some(toxiproxy_listen))
+        .map_err(|e| anyhow::anyhow!(super::ports_taken_message(&e, via, "chaos", "the run cannot start")))
 }
 
 /// Built-ins plus every `--scenarios-file`; a name defined twice is an error.
@@ -287,21 +317,6 @@ fn check_writable(dir: &Path) -> anyhow::Result<()> {
     std::fs::write(&probe, b"").with_context(|| format!("the output directory {} is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
-}
-
-fn chronik_version(bin: &Path) -> String {
-    std::process::Command::new(bin)
-        .arg("version")
-        .env("NO_COLOR", "1")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("Chronik Server v") || l.starts_with("chronik-chaos stand-in broker"))
-                .map(|l| l.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn now() -> String {

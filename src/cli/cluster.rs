@@ -8,22 +8,30 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
-use super::{StateArgs, EXIT_OK};
+use super::{InvokedAs, StateArgs, EXIT_OK};
 use crate::cluster::admin::AdminClient;
 use crate::cluster::config::ClusterSettings;
 use crate::cluster::state::ClusterStateFile;
 use crate::cluster::supervisor::NodeCommand;
 use crate::cluster::{Cluster, ClusterSpec, ToxiproxySource};
-use crate::topology::{FixedPorts, TopologySpec, DEFAULT_BASE_PORT};
-use crate::toxiproxy::launcher::{self, LaunchConfig};
+use crate::topology::{FixedPorts, Plan, TopologySpec, DEFAULT_BASE_PORT};
+use crate::toxiproxy::launcher::{self, LaunchConfig, LaunchError};
 use crate::toxiproxy::Client;
+
+/// `cluster status`: the recorded cluster runs with a node down.
+pub const EXIT_NODE_DOWN: u8 = 1;
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     /// Start Toxiproxy, one proxy per client endpoint and per directed Raft/WAL link, and N
     /// Chronik nodes wired through them; wait for a leader, prove the wiring, leave it running.
     Start(StartArgs),
-    /// Show the recorded cluster: nodes, pids, leader, partitions, proxies with byte counters.
+    /// Show the recorded cluster: nodes, pids, leader, partitions, proxies with byte counters;
+    /// exit 1 when a node is down.
+    ///
+    /// Exit codes: 0 every node of the recorded cluster runs (or no cluster is recorded, or
+    /// every node is gone: then nothing runs); 1 the cluster runs with a node down (its
+    /// process is gone); 2 the state cannot be read.
     Status {
         #[command(flatten)]
         state: StateArgs,
@@ -40,7 +48,8 @@ pub enum ClusterCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
-    /// The chronik-server binary to run.
+    /// The chronik-server binary to run; `PATH version` must name Chronik (or the
+    /// chronik-chaos stand-in), checked before anything starts.
     #[arg(long, env = "CHRONIK_BIN", value_name = "PATH")]
     pub chronik_bin: PathBuf,
     /// Number of nodes (3 to 9).
@@ -94,25 +103,22 @@ fn progress(line: &str) {
 }
 
 async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
+    let via = InvokedAs::from_env();
     let state_file = ClusterStateFile::in_dir(&args.state.state_dir);
     if let Some(old) = state_file.load()? {
         if old.members.iter().any(|m| m.alive()) {
             bail!(
-                "a cluster started from {} still runs (pids {}); `cargo xtask cluster stop` first",
+                "a cluster started from {} still runs (pids {}); {} first",
                 args.state.state_dir.display(),
-                old.members.iter().map(|m| m.pid.to_string()).collect::<Vec<_>>().join(", ")
+                old.members.iter().map(|m| m.pid.to_string()).collect::<Vec<_>>().join(", "),
+                via.command("cluster stop", &args.state.state_dir)
             );
         }
         progress("note: cleaned a stale cluster state file (its processes are gone)");
         old.stop(Duration::from_secs(5));
         state_file.clear()?;
     }
-    if !args.chronik_bin.is_file() {
-        bail!(
-            "--chronik-bin {} is not a file; build one with `cargo xtask chronik build --chronik-dir DIR`",
-            args.chronik_bin.display()
-        );
-    }
+    super::check_chronik_bin(&args.chronik_bin, via)?;
     let run_dir = args.run_dir.clone().unwrap_or_else(|| args.state.state_dir.join("cluster"));
     let run_dir = std::path::absolute(&run_dir).unwrap_or(run_dir);
     let spec = ClusterSpec {
@@ -142,12 +148,20 @@ async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             ready_timeout: Duration::from_secs(15),
         }),
     };
+    let plan = Plan::new(spec.topology).map_err(|e| anyhow::anyhow!("--nodes/--base-port: {e}"))?;
+    let api = if args.toxiproxy_api.is_some() { None } else { Some(args.toxiproxy_listen) };
+    crate::cluster::preflight_ports(&plan, api).map_err(|e| {
+        anyhow::anyhow!(super::ports_taken_message(&e, via, "cluster start", "cannot start the cluster"))
+    })?;
     // Ctrl-C during start drops the half-built cluster, which stops what was started.
     let cluster = tokio::select! {
-        c = Cluster::start(&spec, toxiproxy, &progress) => c?,
+        c = Cluster::start(&spec, toxiproxy, &progress) => c.map_err(|e| match e.downcast::<LaunchError>() {
+            Ok(e) => super::launch_error(e, via, "cluster start", "--toxiproxy-listen"),
+            Err(e) => e,
+        })?,
         _ = super::interrupted() => bail!("interrupted; everything started so far was stopped"),
     };
-    progress("proving the wiring (OS view of node connections, proxy counters, Kafka metadata)");
+    progress(crate::runner::PROVING_WIRING);
     let extra: Vec<(&str, &str)> = args.kafka_client_config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let report = tokio::select! {
         r = cluster.prove_wiring(Duration::from_secs(15), &extra) => r?,
@@ -206,6 +220,7 @@ async fn status(state: StateArgs) -> anyhow::Result<ExitCode> {
         };
         println!("  n{}  pid {:<8} {view}   log {}", m.id, m.pid, m.log.display());
     }
+    let down: Vec<String> = s.members.iter().filter(|m| !m.alive()).map(|m| format!("n{}", m.id)).collect();
     if !partitions.is_empty() {
         println!("partitions:");
         for p in &partitions {
@@ -236,6 +251,14 @@ async fn status(state: StateArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Err(e) => println!("proxies: {e}"),
+    }
+    if !down.is_empty() {
+        println!(
+            "cluster degraded: {} down (exit {EXIT_NODE_DOWN}); see the log named above; {} stops the rest",
+            down.join(", "),
+            InvokedAs::from_env().command("cluster stop", &state.state_dir)
+        );
+        return Ok(ExitCode::from(EXIT_NODE_DOWN));
     }
     Ok(ExitCode::from(EXIT_OK))
 }

@@ -12,6 +12,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::cluster::supervisor::{self, NodeBinary};
+use crate::cluster::{PortRole, PortsTaken};
+use crate::toxiproxy::launcher::LaunchError;
+
 /// Every scenario passed (or the command did what it was asked).
 pub const EXIT_OK: u8 = 0;
 /// At least one scenario failed; reports were still written.
@@ -52,12 +56,173 @@ pub enum Command {
     Check(check::CheckArgs),
 }
 
+/// The variable `cargo xtask` sets to the command the user ran (`cargo xtask chaos`, `cargo
+/// xtask cluster`, `cargo xtask toxiproxy`) when it runs this binary, so that hints name flags
+/// as that command takes them.
+pub const INVOKED_AS_ENV: &str = "CHRONIK_CHAOS_INVOKED_AS";
+
+/// Flags `cargo xtask chaos` takes itself; every other flag of `chronik-chaos chaos` goes after `--`.
+const XTASK_CHAOS_FLAGS: &[&str] = &[
+    "--scenario",
+    "--seed",
+    "--out",
+    "--toxiproxy-bin",
+    "--baseline",
+    "--comment",
+    "--list",
+    "--chronik-bin",
+    "--chronik-dir",
+    "--profile",
+    "--clone",
+    "--chronik-ref",
+    "--stand-in",
+    "--scenarios-file",
+];
+/// Flags of `chronik-chaos cluster start` that `cargo xtask cluster start` forwards.
+const XTASK_CLUSTER_START_FLAGS: &[&str] = &["--chronik-bin", "--nodes", "--base-port", "--toxiproxy-bin"];
+/// Flags of `chronik-chaos toxiproxy start` that `cargo xtask toxiproxy start` forwards.
+const XTASK_TOXIPROXY_START_FLAGS: &[&str] = &["--listen", "--toxiproxy-bin"];
+
+/// The command the user ran, which decides how a hint writes a flag or a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvokedAs {
+    /// `chronik-chaos` itself (no `CHRONIK_CHAOS_INVOKED_AS`).
+    Binary,
+    XtaskChaos,
+    XtaskCluster,
+    XtaskToxiproxy,
+}
+
+impl InvokedAs {
+    /// From `CHRONIK_CHAOS_INVOKED_AS`; unset or unknown means the binary itself.
+    pub fn from_env() -> InvokedAs {
+        InvokedAs::parse(std::env::var(INVOKED_AS_ENV).ok().as_deref())
+    }
+
+    pub fn parse(value: Option<&str>) -> InvokedAs {
+        let words: Vec<&str> = value.unwrap_or_default().split_whitespace().collect();
+        match words.as_slice() {
+            ["cargo", "xtask", "chaos", ..] => InvokedAs::XtaskChaos,
+            ["cargo", "xtask", "cluster", ..] => InvokedAs::XtaskCluster,
+            ["cargo", "xtask", "toxiproxy", ..] => InvokedAs::XtaskToxiproxy,
+            _ => InvokedAs::Binary,
+        }
+    }
+
+    /// How the user writes the binary's `flag` (with `value`, e.g. `ADDR`; empty for a switch)
+    /// in the command they ran, in backticks; `None` when that command cannot pass it.
+    pub fn flag(self, flag: &str, value: &str) -> Option<String> {
+        let arg = if value.is_empty() { flag.to_string() } else { format!("{flag} {value}") };
+        match self {
+            InvokedAs::Binary => Some(format!("`{arg}`")),
+            InvokedAs::XtaskChaos if XTASK_CHAOS_FLAGS.contains(&flag) => Some(format!("`cargo xtask chaos {arg}`")),
+            InvokedAs::XtaskChaos => Some(format!("`cargo xtask chaos -- {arg}`")),
+            InvokedAs::XtaskCluster if XTASK_CLUSTER_START_FLAGS.contains(&flag) => {
+                Some(format!("`cargo xtask cluster start {arg}`"))
+            }
+            InvokedAs::XtaskToxiproxy if XTASK_TOXIPROXY_START_FLAGS.contains(&flag) => {
+                Some(format!("`cargo xtask toxiproxy start {arg}`"))
+            }
+            InvokedAs::XtaskCluster | InvokedAs::XtaskToxiproxy => None,
+        }
+    }
+
+    /// "pass `…`" for a flag the user's command takes, else what can: the binary's own
+    /// `subcommand` run directly.
+    pub fn pass(self, subcommand: &str, flag: &str, value: &str) -> String {
+        match self.flag(flag, value) {
+            Some(f) => format!("pass {f}"),
+            None => format!(
+                "`{}` has no {flag}; run the binary directly: `chronik-chaos {subcommand} {flag} {value}`",
+                self.xtask_name().unwrap_or("chronik-chaos")
+            ),
+        }
+    }
+
+    /// How the user runs the binary's `subcommand` (e.g. `cluster stop`), in backticks; run
+    /// directly, with `--state-dir` when the state is not in the default place.
+    pub fn command(self, subcommand: &str, state_dir: &std::path::Path) -> String {
+        if self != InvokedAs::Binary {
+            return format!("`cargo xtask {subcommand}`");
+        }
+        if state_dir == std::path::Path::new(DEFAULT_STATE_DIR) {
+            format!("`chronik-chaos {subcommand}`")
+        } else {
+            format!("`chronik-chaos {subcommand} --state-dir {}`", state_dir.display())
+        }
+    }
+
+    /// The xtask command, when the user ran one.
+    pub fn xtask_name(self) -> Option<&'static str> {
+        match self {
+            InvokedAs::Binary => None,
+            InvokedAs::XtaskChaos => Some("cargo xtask chaos"),
+            InvokedAs::XtaskCluster => Some("cargo xtask cluster start"),
+            InvokedAs::XtaskToxiproxy => Some("cargo xtask toxiproxy start"),
+        }
+    }
+}
+
+/// Checks that `bin` is a Chronik server (or the chronik-chaos stand-in) by running `bin
+/// version`, before anything starts; otherwise an error naming the flag, the path and what it
+/// printed.
+pub fn check_chronik_bin(bin: &std::path::Path, via: InvokedAs) -> anyhow::Result<NodeBinary> {
+    let named = if via == InvokedAs::Binary { "--chronik-bin / $CHRONIK_BIN" } else { "--chronik-bin" };
+    if !bin.is_file() {
+        anyhow::bail!(
+            "{named} names {}, which is not a file; build one with `cargo xtask chronik build --chronik-dir DIR`",
+            bin.display()
+        );
+    }
+    supervisor::identify(bin, supervisor::IDENTIFY_TIMEOUT).map_err(|e| {
+        anyhow::anyhow!(
+            "{named} names {}, which is not a Chronik server: {e}. Pass a chronik-server binary \
+             (`cargo xtask chronik build --chronik-dir DIR` builds one)",
+            bin.display()
+        )
+    })
+}
+
+/// A Toxiproxy launch error, with how the user's command picks another address when the
+/// port is taken (`flag` of the binary's `subcommand`).
+pub fn launch_error(e: LaunchError, via: InvokedAs, subcommand: &str, flag: &str) -> anyhow::Error {
+    match e {
+        LaunchError::PortTaken { .. } => {
+            anyhow::anyhow!("{e}; stop that process or {}", via.pass(subcommand, flag, "ADDR"))
+        }
+        other => other.into(),
+    }
+}
+
+/// Taken ports, each with its holder, and how to free or move them in the user's command.
+pub fn ports_taken_message(e: &PortsTaken, via: InvokedAs, subcommand: &str, what: &str) -> String {
+    let mut how = vec![format!(
+        "stop what holds them (a cluster from another shell: {})",
+        via.command("cluster stop", std::path::Path::new(DEFAULT_STATE_DIR))
+    )];
+    if e.any(PortRole::Plan) {
+        how.push(format!("for node and proxy ports {}", via.pass(subcommand, "--base-port", "PORT")));
+    }
+    if e.any(PortRole::ToxiproxyApi) {
+        how.push(format!("for the Toxiproxy API {}", via.pass(subcommand, "--toxiproxy-listen", "ADDR")));
+    }
+    if e.any(PortRole::Fixed) {
+        how.push(
+            "Chronik's fixed ports (admin 10000+id, metrics 13000+id, unified API 6091+id) cannot be moved".to_string(),
+        );
+    }
+    format!("{what}: {}.\nTo fix: {}", e.lines(), how.join(";\n  "))
+}
+
+/// The default `--state-dir`.
+pub const DEFAULT_STATE_DIR: &str = "target/chronik-chaos";
+
 /// Where `start` records the server it started, so other shells can find it.
 /// Defaults to `target/chronik-chaos` under the current directory.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StateArgs {
     /// Directory for the state file and server log.
-    #[arg(long, env = "CHRONIK_CHAOS_STATE_DIR", default_value = "target/chronik-chaos", value_name = "DIR")]
+    #[arg(long, env = "CHRONIK_CHAOS_STATE_DIR", default_value = DEFAULT_STATE_DIR, value_name = "DIR")]
     pub state_dir: PathBuf,
 }
 
@@ -84,11 +249,141 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Resolves on the first SIGINT or SIGTERM.
 pub async fn interrupted() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    Interrupts::install().recv().await
+}
+
+/// SIGINT and SIGTERM, caught from the moment `install` returns (a signal that arrives before
+/// anything awaits `recv` is kept, not lost, and never kills the process half-way).
+pub struct Interrupts {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    pub fn install() -> Interrupts {
+        use tokio::signal::unix::{signal, SignalKind};
+        Interrupts {
+            term: signal(SignalKind::terminate()).expect("installing a SIGTERM handler"),
+            int: signal(SignalKind::interrupt()).expect("installing a SIGINT handler"),
+        }
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM (or one already caught).
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::cluster::TakenPort;
+    use crate::os::PortHolder;
+    use expect_test::expect;
+
+    const ALL: [InvokedAs; 4] =
+        [InvokedAs::Binary, InvokedAs::XtaskChaos, InvokedAs::XtaskCluster, InvokedAs::XtaskToxiproxy];
+
+    #[test]
+    fn the_variable_names_the_users_command() {
+        assert_eq!(InvokedAs::parse(None), InvokedAs::Binary);
+        assert_eq!(InvokedAs::parse(Some("cargo xtask chaos")), InvokedAs::XtaskChaos);
+        assert_eq!(InvokedAs::parse(Some(" cargo  xtask cluster start")), InvokedAs::XtaskCluster);
+        assert_eq!(InvokedAs::parse(Some("cargo xtask toxiproxy")), InvokedAs::XtaskToxiproxy);
+        assert_eq!(InvokedAs::parse(Some("cargo xtask bench")), InvokedAs::Binary);
+    }
+
+    #[test]
+    fn hints_write_flags_as_the_users_command_takes_them() {
+        let rows = [
+            ("chaos", "--toxiproxy-listen", "ADDR"),
+            ("chaos", "--scenario", "NAME"),
+            ("chaos", "--base-port", "PORT"),
+            ("cluster start", "--base-port", "PORT"),
+            ("cluster start", "--toxiproxy-listen", "ADDR"),
+            ("toxiproxy start", "--listen", "ADDR"),
+            ("toxiproxy start", "--state-dir", "DIR"),
+        ];
+        let mut table = String::new();
+        for via in ALL {
+            table.push_str(&format!("{via:?}\n"));
+            // The subcommand each invocation runs (the binary runs any).
+            let runs = match via {
+                InvokedAs::Binary => "",
+                InvokedAs::XtaskChaos => "chaos",
+                InvokedAs::XtaskCluster => "cluster start",
+                InvokedAs::XtaskToxiproxy => "toxiproxy start",
+            };
+            for (sub, flag, value) in rows.iter().filter(|r| runs.is_empty() || r.0 == runs) {
+                table.push_str(&format!("  {sub} {flag}: {}\n", via.pass(sub, flag, value)));
+            }
+            let (default, other) = (Path::new(DEFAULT_STATE_DIR), Path::new("/tmp/s"));
+            let stop = [via.command("cluster stop", default), via.command("toxiproxy stop", other)];
+            table.push_str(&format!("  stop: {}\n", stop.join(" | ")));
+        }
+        expect![[r#"
+            Binary
+              chaos --toxiproxy-listen: pass `--toxiproxy-listen ADDR`
+              chaos --scenario: pass `--scenario NAME`
+              chaos --base-port: pass `--base-port PORT`
+              cluster start --base-port: pass `--base-port PORT`
+              cluster start --toxiproxy-listen: pass `--toxiproxy-listen ADDR`
+              toxiproxy start --listen: pass `--listen ADDR`
+              toxiproxy start --state-dir: pass `--state-dir DIR`
+              stop: `chronik-chaos cluster stop` | `chronik-chaos toxiproxy stop --state-dir /tmp/s`
+            XtaskChaos
+              chaos --toxiproxy-listen: pass `cargo xtask chaos -- --toxiproxy-listen ADDR`
+              chaos --scenario: pass `cargo xtask chaos --scenario NAME`
+              chaos --base-port: pass `cargo xtask chaos -- --base-port PORT`
+              stop: `cargo xtask cluster stop` | `cargo xtask toxiproxy stop`
+            XtaskCluster
+              cluster start --base-port: pass `cargo xtask cluster start --base-port PORT`
+              cluster start --toxiproxy-listen: `cargo xtask cluster start` has no --toxiproxy-listen; run the binary directly: `chronik-chaos cluster start --toxiproxy-listen ADDR`
+              stop: `cargo xtask cluster stop` | `cargo xtask toxiproxy stop`
+            XtaskToxiproxy
+              toxiproxy start --listen: pass `cargo xtask toxiproxy start --listen ADDR`
+              toxiproxy start --state-dir: `cargo xtask toxiproxy start` has no --state-dir; run the binary directly: `chronik-chaos toxiproxy start --state-dir DIR`
+              stop: `cargo xtask cluster stop` | `cargo xtask toxiproxy stop`
+        "#]].assert_eq(&table);
+    }
+
+    #[test]
+    fn taken_ports_say_who_holds_them_and_what_moves_them() {
+        let taken = |port, what: &str, role| TakenPort { port, what: what.into(), role, holder: PortHolder::Unknown };
+        let e = PortsTaken {
+            taken: vec![
+                taken(20101, "proxy kafka-n1", PortRole::Plan),
+                taken(10002, "node 2 admin API (fixed by Chronik)", PortRole::Fixed),
+                taken(8474, "the Toxiproxy API", PortRole::ToxiproxyApi),
+            ],
+        };
+        let both = format!(
+            "{}\n\n{}",
+            ports_taken_message(&e, InvokedAs::XtaskChaos, "chaos", "the run cannot start"),
+            ports_taken_message(&e, InvokedAs::XtaskCluster, "cluster start", "cannot start the cluster")
+        );
+        expect![[r#"
+            the run cannot start: port 20101 (proxy kafka-n1) is taken, held by a process we cannot see (another user?);
+              port 10002 (node 2 admin API (fixed by Chronik)) is taken, held by a process we cannot see (another user?);
+              port 8474 (the Toxiproxy API) is taken, held by a process we cannot see (another user?).
+            To fix: stop what holds them (a cluster from another shell: `cargo xtask cluster stop`);
+              for node and proxy ports pass `cargo xtask chaos -- --base-port PORT`;
+              for the Toxiproxy API pass `cargo xtask chaos -- --toxiproxy-listen ADDR`;
+              Chronik's fixed ports (admin 10000+id, metrics 13000+id, unified API 6091+id) cannot be moved
+
+            cannot start the cluster: port 20101 (proxy kafka-n1) is taken, held by a process we cannot see (another user?);
+              port 10002 (node 2 admin API (fixed by Chronik)) is taken, held by a process we cannot see (another user?);
+              port 8474 (the Toxiproxy API) is taken, held by a process we cannot see (another user?).
+            To fix: stop what holds them (a cluster from another shell: `cargo xtask cluster stop`);
+              for node and proxy ports pass `cargo xtask cluster start --base-port PORT`;
+              for the Toxiproxy API `cargo xtask cluster start` has no --toxiproxy-listen; run the binary directly: `chronik-chaos cluster start --toxiproxy-listen ADDR`;
+              Chronik's fixed ports (admin 10000+id, metrics 13000+id, unified API 6091+id) cannot be moved
+        "#]]
+        .assert_eq(&(both + "\n"));
     }
 }

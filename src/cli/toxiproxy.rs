@@ -1,14 +1,15 @@
 //! `chronik-chaos toxiproxy serve|start|status|reset|stop`: the replacement for the old setup script.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::{StateArgs, EXIT_HARNESS, EXIT_OK};
+use super::{InvokedAs, StateArgs, EXIT_HARNESS, EXIT_OK};
+use crate::cluster::state::ClusterStateFile;
 use crate::process::Termination;
 use crate::toxiproxy::launcher::{self, LaunchConfig, Recorded, ServerKind, StateDir};
 use crate::toxiproxy::{server, Client};
@@ -100,17 +101,38 @@ async fn start(
             println!("toxiproxy already running: {} (pid {}) at http://{}", s.server, s.pid, s.api);
             return Ok(ExitCode::from(EXIT_OK));
         }
-        Recorded::Running(s) => anyhow::bail!(
-            "a toxiproxy started from {} already runs at http://{} (pid {}); `stop` it first or use another --state-dir",
-            state_dir.dir().display(),
-            s.api,
-            s.pid
-        ),
+        Recorded::Running(s) => {
+            let via = InvokedAs::from_env();
+            // Through xtask the state directory is fixed (target/chronik-chaos): only `stop` helps.
+            let or_elsewhere = match via {
+                InvokedAs::Binary => " or pass another --state-dir",
+                _ => "",
+            };
+            anyhow::bail!(
+                "a toxiproxy started from {} already runs at http://{} (pid {}); stop it first with {}{or_elsewhere}",
+                state_dir.dir().display(),
+                s.api,
+                s.pid,
+                via.command("toxiproxy stop", state_dir.dir())
+            )
+        }
         Recorded::Stale(s) => {
             println!("note: cleaned a stale state file: pid {} (started {}) is no longer running", s.pid, s.started_at);
             state_dir.clear()?;
         }
         Recorded::Nothing => {}
+    }
+    if let Some(c) = cluster_toxiproxy(state_dir.dir()).filter(|c| c.api.port() == listen.port()) {
+        eprintln!(
+            "error: cannot start toxiproxy on {listen}: the toxiproxy of the cluster started from {} runs there \
+             (pid {}, {}); {} stops it with the cluster, or {}",
+            state_dir.dir().display(),
+            c.pid,
+            c.server,
+            InvokedAs::from_env().command("cluster stop", state_dir.dir()),
+            InvokedAs::from_env().pass("toxiproxy start", "--listen", "ADDR"),
+        );
+        return Ok(ExitCode::from(EXIT_HARNESS));
     }
     let choice = launcher::locate(toxiproxy_bin.as_deref())?;
     let cfg = LaunchConfig {
@@ -125,7 +147,7 @@ async fn start(
     let launched = match launcher::launch(&cfg).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {:#}", super::launch_error(e, InvokedAs::from_env(), "toxiproxy start", "--listen"));
             return Ok(ExitCode::from(EXIT_HARNESS));
         }
     };
@@ -161,11 +183,28 @@ fn target(
             state_dir.clear()?;
             Ok(None)
         }
-        Recorded::Nothing => {
-            println!("toxiproxy: not running (no state in {}); `start` starts one", state_dir.dir().display());
-            Ok(None)
-        }
+        Recorded::Nothing => match cluster_toxiproxy(state_dir.dir()) {
+            Some(c) => {
+                println!(
+                    "toxiproxy: the cluster's server, started by `cluster start` (state in {}); {} stops it with the cluster",
+                    ClusterStateFile::in_dir(state_dir.dir()).path().display(),
+                    InvokedAs::from_env().command("cluster stop", state_dir.dir())
+                );
+                Ok(Some((Client::new(&c.api.to_string()), Some(c))))
+            }
+            None => {
+                println!("toxiproxy: not running (no state in {}); `start` starts one", state_dir.dir().display());
+                Ok(None)
+            }
+        },
     }
+}
+
+/// The Toxiproxy server a cluster started from `state_dir` runs (`cluster start` records it
+/// in the cluster's state, not in toxiproxy.json), while it is still that process.
+fn cluster_toxiproxy(state_dir: &Path) -> Option<launcher::ServerState> {
+    let state = ClusterStateFile::in_dir(state_dir).load().ok().flatten()?;
+    state.toxiproxy.filter(|t| crate::os::pid_alive(t.pid) && crate::os::start_ticks(t.pid) == Some(t.start_ticks))
 }
 
 async fn status(api: Option<String>, state_dir: StateDir) -> anyhow::Result<ExitCode> {
@@ -234,7 +273,17 @@ async fn reset(api: Option<String>, state_dir: StateDir) -> anyhow::Result<ExitC
 
 fn stop(state_dir: StateDir) -> anyhow::Result<ExitCode> {
     match state_dir.inspect()? {
-        Recorded::Nothing => println!("toxiproxy: nothing to stop (no state in {})", state_dir.dir().display()),
+        Recorded::Nothing => match cluster_toxiproxy(state_dir.dir()) {
+            Some(c) => println!(
+                "toxiproxy: `toxiproxy start` started none here; the toxiproxy at http://{} (pid {}) belongs to the \
+                 cluster started from {}: {} stops it with the cluster",
+                c.api,
+                c.pid,
+                state_dir.dir().display(),
+                InvokedAs::from_env().command("cluster stop", state_dir.dir())
+            ),
+            None => println!("toxiproxy: nothing to stop (no state in {})", state_dir.dir().display()),
+        },
         Recorded::Stale(s) => {
             println!("toxiproxy: pid {} was already gone; cleaned its stale state file", s.pid);
             state_dir.clear()?;

@@ -212,34 +212,90 @@ pub async fn delete_proxies(client: &Client, plan: &Plan) {
     }
 }
 
+/// What a planned port is for, which decides how it can be freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortRole {
+    /// A node listener or a proxy: moves with the base port.
+    Plan,
+    /// Fixed by Chronik (metrics, admin API, unified API): it cannot be moved.
+    Fixed,
+    /// The Toxiproxy API address.
+    ToxiproxyApi,
+}
+
+/// One port the run needs that something else holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakenPort {
+    pub port: u16,
+    /// What the plan wanted it for, e.g. `proxy kafka-n1`.
+    pub what: String,
+    pub role: PortRole,
+    pub holder: os::PortHolder,
+}
+
+impl std::fmt::Display for TakenPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "port {} ({}) is taken, {}", self.port, self.what, self.holder)
+    }
+}
+
+/// Ports the run needs are taken (the command line adds which flag moves them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortsTaken {
+    pub taken: Vec<TakenPort>,
+}
+
+impl PortsTaken {
+    /// One line per taken port.
+    pub fn lines(&self) -> String {
+        self.taken.iter().map(ToString::to_string).collect::<Vec<_>>().join(";\n  ")
+    }
+
+    pub fn any(&self, role: PortRole) -> bool {
+        self.taken.iter().any(|t| t.role == role)
+    }
+}
+
+impl std::fmt::Display for PortsTaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot start the cluster: {}.\nStop what holds them (a cluster from another shell: `cluster stop`) \
+             or choose another base port",
+            self.lines()
+        )
+    }
+}
+
+impl std::error::Error for PortsTaken {}
+
 /// Every port the plan (and the Toxiproxy API) needs must be free; otherwise one error
 /// naming each taken port, what the plan wanted it for, and who holds it.
-pub fn preflight_ports(plan: &Plan, toxiproxy_api: Option<SocketAddr>) -> anyhow::Result<()> {
-    let mut wanted: Vec<(SocketAddr, String)> =
-        plan.ports().into_iter().map(|(port, who)| (SocketAddr::new(plan.spec.host, port), who)).collect();
-    if let Some(api) = toxiproxy_api {
-        wanted.push((api, "the Toxiproxy API".to_string()));
-    }
-    // Chronik binds its fixed ports on 0.0.0.0: check those on every interface.
-    let taken: Vec<String> = wanted
-        .iter()
-        .filter_map(|(addr, who)| {
-            let probe = if who.contains("fixed by Chronik") {
-                SocketAddr::new([0, 0, 0, 0].into(), addr.port())
-            } else {
-                *addr
-            };
-            os::port_holder(probe).map(|holder| format!("port {} ({who}) is taken, {holder}", addr.port()))
+pub fn preflight_ports(plan: &Plan, toxiproxy_api: Option<SocketAddr>) -> Result<(), PortsTaken> {
+    let mut wanted: Vec<(SocketAddr, String, PortRole)> = plan
+        .ports()
+        .into_iter()
+        .map(|(port, who)| {
+            let role = if who.contains("fixed by Chronik") { PortRole::Fixed } else { PortRole::Plan };
+            (SocketAddr::new(plan.spec.host, port), who, role)
         })
         .collect();
-    if !taken.is_empty() {
-        bail!(
-            "cannot start the cluster: {}.\nStop what holds them (a cluster from another shell: `cargo xtask cluster stop`) \
-             or choose another --base-port",
-            taken.join(";\n  ")
-        );
+    if let Some(api) = toxiproxy_api {
+        wanted.push((api, "the Toxiproxy API".to_string(), PortRole::ToxiproxyApi));
     }
-    Ok(())
+    // Chronik binds its fixed ports on 0.0.0.0: check those on every interface.
+    let taken: Vec<TakenPort> = wanted
+        .into_iter()
+        .filter_map(|(addr, what, role)| {
+            let probe = if role == PortRole::Fixed { SocketAddr::new([0, 0, 0, 0].into(), addr.port()) } else { addr };
+            os::port_holder(probe).map(|holder| TakenPort { port: addr.port(), what, role, holder })
+        })
+        .collect();
+    if taken.is_empty() {
+        Ok(())
+    } else {
+        Err(PortsTaken { taken })
+    }
 }
 
 /// Creates the plan's proxies in one call and reads them back: each must exist, listen where

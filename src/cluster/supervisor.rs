@@ -51,6 +51,86 @@ pub struct NodeCommand {
     pub extra_env: Vec<(String, String)>,
 }
 
+/// How long `BIN version` may take before the binary counts as not a node binary.
+pub const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `BIN version` says the node binary is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeBinary {
+    /// Chronik: the line naming it, e.g. `Chronik Server v2.10.4`.
+    Chronik(String),
+    /// The chronik-chaos stand-in broker (not Chronik): its version line.
+    StandIn(String),
+}
+
+impl NodeBinary {
+    /// The version line, as results.json records it.
+    pub fn version(&self) -> &str {
+        match self {
+            NodeBinary::Chronik(v) | NodeBinary::StandIn(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentifyError {
+    #[error("`{bin} version` could not be run: {source}")]
+    Spawn { bin: PathBuf, source: process::ProcessError },
+    #[error("`{bin} version` did not finish within {limit:?}; it printed {output}")]
+    TimedOut { bin: PathBuf, limit: Duration, output: String },
+    #[error(
+        "`{bin} version` ({status}) printed {output}, which names neither Chronik (a line such as \
+         `Chronik Server v2.10.4`) nor the chronik-chaos stand-in"
+    )]
+    NotChronik { bin: PathBuf, status: String, output: String },
+}
+
+/// Runs `bin version` (at most `limit`) and tells Chronik and the stand-in from anything else.
+pub fn identify(bin: &std::path::Path, limit: Duration) -> Result<NodeBinary, IdentifyError> {
+    let run = process::run_briefly(bin, &["version"], limit)
+        .map_err(|source| IdentifyError::Spawn { bin: bin.to_path_buf(), source })?;
+    let output = process::strip_ansi(&run.output);
+    let Some(status) = run.status else {
+        return Err(IdentifyError::TimedOut { bin: bin.to_path_buf(), limit, output: quote_output(&output) });
+    };
+    match identify_output(&output) {
+        Some(found) => Ok(found),
+        None => Err(IdentifyError::NotChronik {
+            bin: bin.to_path_buf(),
+            status: process::describe_exit(Some(status)),
+            output: quote_output(&output),
+        }),
+    }
+}
+
+/// The version line in `BIN version` output (colour codes removed): the stand-in's own line, or
+/// the first `Chronik Server v…` (Chronik also logs while printing it; a line that is only
+/// the version wins over a log line that ends with it).
+pub fn identify_output(output: &str) -> Option<NodeBinary> {
+    if let Some(l) = output.lines().find(|l| l.trim_start().starts_with("chronik-chaos stand-in")) {
+        return Some(NodeBinary::StandIn(l.trim().to_string()));
+    }
+    const CHRONIK: &str = "Chronik Server v";
+    let plain = output.lines().map(str::trim).find(|l| l.starts_with(CHRONIK));
+    let logged = || output.lines().find_map(|l| l.find(CHRONIK).map(|at| l[at..].trim()));
+    plain.or_else(logged).map(|l| NodeBinary::Chronik(l.to_string()))
+}
+
+/// Output for an error message: quoted, at most 10 lines and 600 characters, or "nothing".
+fn quote_output(output: &str) -> String {
+    let trimmed = output.trim();
+    if trimmed.is_empty() {
+        return "nothing".to_string();
+    }
+    let mut text: String = trimmed.lines().take(10).collect::<Vec<_>>().join("\n");
+    if text.chars().count() > 600 {
+        text = text.chars().take(600).collect::<String>() + "…";
+    } else if trimmed.lines().count() > 10 {
+        text.push_str("\n…");
+    }
+    format!("{text:?}")
+}
+
 /// What state the supervisor believes a node is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeState {
@@ -349,6 +429,44 @@ fn describe_wait(answers: &[(u8, Result<NodeStatus, String>)]) -> (u8, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chronik_and_the_stand_in_are_told_from_anything_else() {
+        let chronik = "\u{1b}[2m2026-11-26T12:35:24Z\u{1b}[0m INFO chronik_server: Chronik Server v2.10.4\n\
+                       Chronik Server v2.10.4\nBuild features:\n  - Search: enabled\n";
+        let clean = process::strip_ansi(chronik);
+        assert_eq!(identify_output(&clean), Some(NodeBinary::Chronik("Chronik Server v2.10.4".into())));
+        assert_eq!(
+            identify_output("2026 INFO chronik_server: Chronik Server v2.9.0\n"),
+            Some(NodeBinary::Chronik("Chronik Server v2.9.0".into()))
+        );
+        let standin = "chronik-chaos stand-in broker v0.1.0 (not Chronik)\n";
+        assert_eq!(identify_output(standin), Some(NodeBinary::StandIn(standin.trim().into())));
+        assert_eq!(identify_output(""), None);
+        assert_eq!(identify_output("GNU coreutils 9.1\n"), None);
+        assert_eq!(identify_output("usage: chronik-client version\n"), None);
+    }
+
+    #[test]
+    fn a_binary_that_is_not_chronik_is_refused_with_what_it_printed() {
+        let err = identify(std::path::Path::new("/bin/true"), IDENTIFY_TIMEOUT).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "`/bin/true version` (exit code 0) printed nothing, which names neither Chronik (a line such as \
+             `Chronik Server v2.10.4`) nor the chronik-chaos stand-in"
+        );
+        let err = identify(std::path::Path::new("/bin/echo"), IDENTIFY_TIMEOUT).unwrap_err().to_string();
+        assert!(err.contains("printed \"version\""), "{err}");
+        // `sleep version` fails at once; a binary that hangs is cut off at the limit.
+        let tmp = std::env::temp_dir().join(format!("chronik-chaos-hang-{}", std::process::id()));
+        std::fs::write(&tmp, "#!/bin/sh\necho starting\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let started = Instant::now();
+        let err = identify(&tmp, Duration::from_millis(300)).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&tmp);
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        assert!(err.contains("did not finish within 300ms; it printed \"starting\""), "{err}");
+    }
 
     fn st(leader: Option<u64>) -> Result<NodeStatus, String> {
         Ok(NodeStatus { leader_id: leader, ..NodeStatus::default() })

@@ -427,18 +427,32 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
     })
 }
 
+/// Why a selection of scenarios by name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    #[error("no scenario named `{name}`; valid names: {}", .valid.join(", "))]
+    Unknown { name: String, valid: Vec<String> },
+    /// A name asked for twice would run the scenario twice and overwrite its history.
+    #[error("scenario `{0}` is selected more than once")]
+    Duplicate(String),
+}
+
 /// The scenarios named in `names` (in that order), or all of `catalogue` when `names` is empty.
-/// An unknown name lists the valid ones.
-pub fn select(catalogue: &[Scenario], names: &[String]) -> Result<Vec<Scenario>, String> {
+/// An unknown name lists the valid ones; a name given twice is refused.
+pub fn select(catalogue: &[Scenario], names: &[String]) -> Result<Vec<Scenario>, SelectError> {
     if names.is_empty() {
         return Ok(catalogue.to_vec());
     }
+    let mut seen = BTreeSet::new();
     names
         .iter()
         .map(|n| {
-            catalogue.iter().find(|s| &s.name == n).cloned().ok_or_else(|| {
-                let valid: Vec<&str> = catalogue.iter().map(|s| s.name.as_str()).collect();
-                format!("no scenario named `{n}`; valid names: {}", valid.join(", "))
+            if !seen.insert(n.as_str()) {
+                return Err(SelectError::Duplicate(n.clone()));
+            }
+            catalogue.iter().find(|s| &s.name == n).cloned().ok_or_else(|| SelectError::Unknown {
+                name: n.clone(),
+                valid: catalogue.iter().map(|s| s.name.clone()).collect(),
             })
         })
         .collect()
@@ -532,7 +546,17 @@ mod tests {
         assert_eq!(select(&all, &[]).unwrap().len(), all.len());
         let picked = select(&all, &["kill-leader".into(), "baseline".into()]).unwrap();
         assert_eq!(picked.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["kill-leader", "baseline"]);
-        let e = select(&all, &["nope".into()]).unwrap_err();
+        let e = select(&all, &["nope".into()]).unwrap_err().to_string();
         assert!(e.starts_with("no scenario named `nope`; valid names: baseline, client-latency"), "{e}");
+    }
+
+    #[test]
+    fn a_name_selected_twice_is_refused() {
+        let all = builtin();
+        let twice = ["baseline".to_string(), "kill-leader".to_string(), "baseline".to_string()];
+        assert_eq!(select(&all, &twice).unwrap_err(), SelectError::Duplicate("baseline".into()));
+        // Checked before the unknown name that follows it.
+        let e = select(&all, &["bridge".into(), "bridge".into(), "nope".into()]).unwrap_err();
+        assert_eq!(e.to_string(), "scenario `bridge` is selected more than once");
     }
 }

@@ -33,7 +33,8 @@ pub enum LaunchError {
         "{found_by} names {path}, which is not an executable file; fix the path or unset it to use the embedded server"
     )]
     BadBinary { path: PathBuf, found_by: &'static str },
-    #[error("cannot start toxiproxy on {addr}: the port is taken, {holder}; stop that process or pass another --listen address")]
+    /// The command line adds how to choose another address (the flag differs per command).
+    #[error("cannot start toxiproxy on {addr}: the port is taken, {holder}")]
     PortTaken { addr: SocketAddr, holder: PortHolder },
     #[error(transparent)]
     Spawn(#[from] process::ProcessError),
