@@ -20,7 +20,7 @@ enum Which {
 impl Bench {
     pub fn run(self, sh: &Shell) -> anyhow::Result<u8> {
         match self.which {
-            Which::Proxy => cmd!(sh, "cargo bench --package chronik-chaos --bench proxy").run()?,
+            Which::Proxy => crate::clean_cmd(cmd!(sh, "cargo bench --package chronik-chaos --bench proxy")).run()?,
         }
         Ok(0)
     }

@@ -72,18 +72,20 @@ impl BuildArgs {
                  e.g. `git clone https://github.com/lspecian/chronik-stream ../chronik-stream`) or --chronik-bin PATH"
             );
         };
-        build(sh, &crate::absolute(dir), self.profile)
+        build(sh, &crate::absolute(dir), self.profile, "--chronik-dir")
     }
 }
 
-fn build(sh: &Shell, dir: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
+/// Builds chronik-server in the checkout `dir` (`what` names it in messages: the flag that
+/// gave it) and returns the binary.
+pub fn build(sh: &Shell, dir: &Path, profile: Profile, what: &str) -> anyhow::Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
-        bail!("{} has no Cargo.toml: --chronik-dir must point at a Chronik checkout", dir.display());
+        bail!("{what} {} has no Cargo.toml: it must be a Chronik checkout", dir.display());
     }
     check_protoc(sh)?;
     eprintln!("xtask: reading {} with cargo metadata", manifest.display());
-    let metadata = cmd!(sh, "cargo metadata --format-version 1 --no-deps --manifest-path {manifest}")
+    let metadata = crate::clean_cmd(cmd!(sh, "cargo metadata --format-version 1 --no-deps --manifest-path {manifest}"))
         .read()
         .with_context(|| format!("cargo metadata failed for {}", manifest.display()))?;
     let decision = decide(&metadata)?;
@@ -100,7 +102,13 @@ fn build(sh: &Shell, dir: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
     } else {
         eprintln!("xtask: profile release: the checkout's own [profile.release] (LTO; slow on small machines)");
     }
-    build.run().context("building chronik-server failed (see cargo's output above)")?;
+    eprintln!("$ {build}");
+    // A std Command, so that SIGTERM reaches cargo (see crate::spawn_child).
+    let status = crate::run_child(crate::clean_command(build.into()))?;
+    if !status.success() {
+        crate::check_not_interrupted()?;
+        bail!("building chronik-server failed (see cargo's output above)");
+    }
     let bin = decision.target_dir.join("release").join("chronik-server");
     if !bin.is_file() {
         bail!("cargo reported success but {} does not exist", bin.display());

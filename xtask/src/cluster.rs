@@ -49,13 +49,13 @@ impl Cluster {
                 args.extend(["start".into(), "--chronik-bin".into(), bin.display().to_string()]);
                 args.extend(["--nodes".into(), nodes.to_string(), "--base-port".into(), base_port.to_string()]);
                 if let Some(t) = toxiproxy_bin {
-                    args.extend(["--toxiproxy-bin".into(), t.display().to_string()]);
+                    args.extend(["--toxiproxy-bin".into(), crate::absolute(&t).display().to_string()]);
                 }
             }
             Action::Status => args.push("status".into()),
             Action::Stop => args.push("stop".into()),
         }
         args.extend(["--state-dir".into(), state_dir.display().to_string()]);
-        crate::run_chaos_binary(sh, &args)
+        crate::run_chaos_binary(&args, "cargo xtask cluster")
     }
 }

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use xshell::Shell;
 
 /// Start, inspect, reset or stop a Toxiproxy server. State lives in target/chronik-chaos, so
 /// every subcommand works from any shell in this checkout.
@@ -33,14 +32,14 @@ enum Action {
 }
 
 impl Toxiproxy {
-    pub fn run(self, sh: &Shell) -> anyhow::Result<u8> {
+    pub fn run(self) -> anyhow::Result<u8> {
         let state_dir = crate::target_dir().join("chronik-chaos");
         let mut args: Vec<String> = vec!["toxiproxy".into()];
         match self.action {
             Action::Start { listen, toxiproxy_bin } => {
                 args.extend(["start".into(), "--listen".into(), listen]);
                 if let Some(bin) = toxiproxy_bin {
-                    args.extend(["--toxiproxy-bin".into(), bin.display().to_string()]);
+                    args.extend(["--toxiproxy-bin".into(), crate::absolute(&bin).display().to_string()]);
                 }
             }
             Action::Status => args.push("status".into()),
@@ -48,6 +47,6 @@ impl Toxiproxy {
             Action::Stop => args.push("stop".into()),
         }
         args.extend(["--state-dir".into(), state_dir.display().to_string()]);
-        crate::run_chaos_binary(sh, &args)
+        crate::run_chaos_binary(&args, "cargo xtask toxiproxy")
     }
 }
