@@ -11,17 +11,11 @@ use chronik_chaos::topology::Plan;
 
 fn chronik_chaos_cli(args: &[&str], invoked_as: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronik-chaos"));
-    cmd.args(args).env_remove("TOXIPROXY_BIN").env_remove("CHRONIK_BIN").env("PATH", "/usr/bin:/bin");
-    match invoked_as {
-        Some(v) => cmd.env("CHRONIK_CHAOS_INVOKED_AS", v),
-        None => cmd.env_remove("CHRONIK_CHAOS_INVOKED_AS"),
-    };
-    cmd.output().unwrap()
+    cmd.args(args);
+    support::as_invoked(&mut cmd, invoked_as)
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use support::text;
 
 #[test]
 fn a_chronik_bin_that_is_not_chronik_is_refused_before_anything_starts() {

@@ -26,17 +26,10 @@ fn toxiproxy(dir: &Path, args: &[&str]) -> Output {
 fn toxiproxy_via(dir: &Path, args: &[&str], invoked_as: Option<&str>) -> Output {
     let mut cmd = Command::new(bin());
     cmd.arg("toxiproxy").args(args).arg("--state-dir").arg(dir);
-    cmd.env_remove("TOXIPROXY_BIN").env("PATH", "/usr/bin:/bin");
-    match invoked_as {
-        Some(v) => cmd.env("CHRONIK_CHAOS_INVOKED_AS", v),
-        None => cmd.env_remove("CHRONIK_CHAOS_INVOKED_AS"),
-    };
-    cmd.output().unwrap()
+    support::as_invoked(&mut cmd, invoked_as)
 }
 
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+use support::text;
 
 fn recorded_pid(dir: &Path) -> u32 {
     let state: ServerState = serde_json::from_slice(&std::fs::read(dir.join("toxiproxy.json")).unwrap()).unwrap();

@@ -17,24 +17,11 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// Runs held by the tests that start a cluster: every run binds Chronik's fixed ports.
 static CLUSTER: Mutex<()> = Mutex::new(());
 
-/// Whether cargo set `name` for this test process (`cargo test` sets the package's variables),
-/// as xtask's `set_by_cargo_for_a_crate`: a nested cargo that inherits them rebuilds crates
-/// whose build scripts watch them (ring's), and the next plain build rebuilds them again.
-fn set_by_cargo_for_a_crate(name: &str) -> bool {
-    const NAMES: &[&str] = &[
-        "CARGO_MANIFEST_DIR",
-        "CARGO_MANIFEST_PATH",
-        "CARGO_MANIFEST_LINKS",
-        "CARGO_CRATE_NAME",
-        "CARGO_BIN_NAME",
-        "CARGO_PRIMARY_PACKAGE",
-        "CARGO_TARGET_TMPDIR",
-        "CARGO_RUSTC_CURRENT_DIR",
-        "OUT_DIR",
-    ];
-    const PREFIXES: &[&str] = &["CARGO_PKG_", "CARGO_BIN_EXE_", "CARGO_CFG_", "CARGO_FEATURE_"];
-    NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
-}
+/// The variables cargo sets for a crate it runs (`cargo test` sets them for this test):
+/// xtask's own list, so the test clears exactly what xtask clears.
+#[path = "../xtask/src/cargo_env.rs"]
+mod cargo_env;
+use cargo_env::set_by_cargo_for_a_crate;
 
 /// `cmd` without the variables cargo set for this test, and without the settings of the
 /// user's shell that would change what the tests see.
@@ -280,6 +267,21 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitSta
     None
 }
 
+/// Sends `signal` to the child alone (as `kill -SIG <pid>` does), waits up to `limit` for it to
+/// exit, and returns its status with everything it printed.
+fn signal_and_wait(
+    child: &mut Child,
+    output: &Mutex<String>,
+    signal: nix::sys::signal::Signal,
+    limit: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    let status = wait_exit(child, limit);
+    // The reader threads finish with the pipes.
+    std::thread::sleep(Duration::from_millis(200));
+    (status, output.lock().unwrap().clone())
+}
+
 #[test]
 fn sigint_to_xtask_alone_stops_the_run_tears_it_down_and_exits_2() {
     let _cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
@@ -330,12 +332,7 @@ fn sigint_to_xtask_alone_stops_the_run_tears_it_down_and_exits_2() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // To xtask alone, as `kill -INT <pid>` does: xtask forwards it to the harness and waits.
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = wait_exit(&mut child, Duration::from_secs(120));
-    // The reader threads finish with the pipes.
-    std::thread::sleep(Duration::from_millis(200));
-    let t = output.lock().unwrap().clone();
+    let (status, t) = signal_and_wait(&mut child, &output, nix::sys::signal::Signal::SIGINT, Duration::from_secs(120));
     let Some(status) = status else {
         let _ = child.kill();
         panic!("xtask did not exit within 120 s of SIGINT:\n{t}");
@@ -592,11 +589,7 @@ fn sigterm_to_xtask_is_forwarded_and_xtask_exits_with_the_harness_code() {
         assert!(Instant::now() < deadline, "the harness never started: {}", output.lock().unwrap());
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = wait_exit(&mut child, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(100));
-    let t = output.lock().unwrap().clone();
+    let (status, t) = signal_and_wait(&mut child, &output, nix::sys::signal::Signal::SIGTERM, Duration::from_secs(30));
     assert_eq!(status.and_then(|s| s.code()), Some(3), "xtask waited and passed the harness's code on: {t}");
     assert!(t.contains("harness: got SIGTERM"), "{t}");
 }

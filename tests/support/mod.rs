@@ -207,3 +207,20 @@ pub fn free_standin_base(first: u16) -> u16 {
     }
     panic!("no free port range found");
 }
+
+/// `cmd` as `cargo xtask` runs the binary: `invoked_as` is the user's command, which xtask
+/// puts in `CHRONIK_CHAOS_INVOKED_AS` (`None`: the binary run directly). No Toxiproxy or
+/// Chronik from the user's environment, and only the system's PATH.
+pub fn as_invoked(cmd: &mut std::process::Command, invoked_as: Option<&str>) -> std::process::Output {
+    cmd.env_remove("TOXIPROXY_BIN").env_remove("CHRONIK_BIN").env("PATH", "/usr/bin:/bin");
+    match invoked_as {
+        Some(v) => cmd.env("CHRONIK_CHAOS_INVOKED_AS", v),
+        None => cmd.env_remove("CHRONIK_CHAOS_INVOKED_AS"),
+    };
+    cmd.output().unwrap()
+}
+
+/// A finished command's stdout and stderr, as one text.
+pub fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}

@@ -2,12 +2,14 @@
 //! to it; also the nested-cargo environment, the quiet harness build and signal forwarding.
 
 mod bench;
+mod cargo_env;
 mod chaos;
 mod chronik;
 mod cluster;
 mod doctor;
 mod toxiproxy;
 
+use cargo_env::set_by_cargo_for_a_crate;
 use std::ffi::OsString;
 use std::io::BufRead;
 use std::os::unix::process::ExitStatusExt;
@@ -123,30 +125,7 @@ fn target_dir() -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 // The environment of nested cargo calls.
 
-/// Whether `name` is a variable cargo sets for a program it runs or builds (`cargo run` sets
-/// them for xtask, `cargo test` for a test that starts xtask) rather than one that configures
-/// cargo. A nested cargo must not inherit them: build scripts (ring's, for one) declare
-/// `rerun-if-env-changed` on them and cargo compares with its own environment, so a nested
-/// build that sees them rebuilds those crates and the next plain `cargo test` rebuilds them
-/// again. CARGO, CARGO_HOME, CARGO_TARGET_DIR, CARGO_BUILD_*, CARGO_PROFILE_*, RUSTUP_* and the
-/// like are kept.
-fn set_by_cargo_for_a_crate(name: &str) -> bool {
-    const NAMES: &[&str] = &[
-        "CARGO_MANIFEST_DIR",
-        "CARGO_MANIFEST_PATH",
-        "CARGO_MANIFEST_LINKS",
-        "CARGO_CRATE_NAME",
-        "CARGO_BIN_NAME",
-        "CARGO_PRIMARY_PACKAGE",
-        "CARGO_TARGET_TMPDIR",
-        "CARGO_RUSTC_CURRENT_DIR",
-        "OUT_DIR",
-    ];
-    const PREFIXES: &[&str] = &["CARGO_PKG_", "CARGO_BIN_EXE_", "CARGO_CFG_", "CARGO_FEATURE_"];
-    NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
-}
-
-/// The variables of this process that [`set_by_cargo_for_a_crate`] names.
+/// The variables of this process that [`cargo_env::set_by_cargo_for_a_crate`] names.
 fn cargo_crate_vars() -> Vec<OsString> {
     std::env::vars_os().map(|(k, _)| k).filter(|k| k.to_str().is_some_and(set_by_cargo_for_a_crate)).collect()
 }
