@@ -56,8 +56,12 @@ pub struct Liveness {
     pub steady_rate_per_s: f64,
     /// Acknowledged-write latency per phase (by invoke time).
     pub latency: BTreeMap<Phase, LatencyStats>,
-    /// Acknowledged writes per whole second since start (by completion time).
+    /// Acknowledged writes per whole second since start (by completion time). The last second
+    /// is partial unless the workload ended on a whole second (see `timeline.end_us`).
     pub acked_per_second: Vec<u32>,
+    /// The same per partition (absent in older results files).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acked_per_second_by_partition: BTreeMap<i32, Vec<u32>>,
     /// Acknowledged-write latency per whole second since start (by invoke time); `None` for a
     /// second in which no write that was later acknowledged was invoked. For plots.
     #[serde(default)]
@@ -83,6 +87,16 @@ pub fn measure(h: &History, tl: &Timeline) -> Liveness {
         .filter_map(|s| s.completed_us.map(|c| (s.invoked_us, c)))
         .collect();
     oks.sort_by_key(|&(_, c)| c);
+    let seconds = (tl.end_us / 1_000_000 + 1) as usize;
+    let mut by_partition: BTreeMap<i32, Vec<u32>> = BTreeMap::new();
+    for s in &h.sends {
+        if let (Outcome::Ok { partition, .. }, Some(c)) = (&s.outcome, s.completed_us) {
+            let counts = by_partition.entry(*partition).or_insert_with(|| vec![0; seconds]);
+            if let Some(slot) = counts.get_mut((c / 1_000_000) as usize) {
+                *slot += 1;
+            }
+        }
+    }
 
     // Longest gap between acknowledgements, counting from the start and to the end.
     let mut prev = 0u64;
@@ -97,7 +111,6 @@ pub fn measure(h: &History, tl: &Timeline) -> Liveness {
         longest = (prev, tl.end_us);
     }
 
-    let seconds = (tl.end_us / 1_000_000 + 1) as usize;
     let mut per_second = vec![0u32; seconds];
     for &(_, c) in &oks {
         if let Some(slot) = per_second.get_mut((c / 1_000_000) as usize) {
@@ -166,6 +179,7 @@ pub fn measure(h: &History, tl: &Timeline) -> Liveness {
         steady_rate_per_s: steady_rate,
         latency,
         acked_per_second: per_second,
+        acked_per_second_by_partition: by_partition,
         latency_per_second,
         timeline: Some(*tl),
     }
@@ -214,6 +228,21 @@ mod tests {
         assert!((1000.0..=1500.0).contains(&rec), "{rec}");
         assert_eq!(l.acked_per_second[3], 0);
         assert_eq!(l.acked_per_second[1], 100);
+    }
+
+    #[test]
+    fn throughput_is_counted_per_partition_too() {
+        let tl = Timeline { inject_us: 1_000_000, heal_us: 2_000_000, end_us: 3_000_000 };
+        let mut h = steady(tl.end_us, |_| 1_000, (0, 0));
+        // Every other write to partition 1, which stalls during the fault.
+        h.sends.retain(|s| s.seq % 2 == 0 || !(1_000_000..2_000_000).contains(&s.invoked_us));
+        for s in h.sends.iter_mut().filter(|s| s.seq % 2 == 1) {
+            s.outcome = Outcome::Ok { partition: 1, offset: s.seq as i64 };
+        }
+        let l = measure(&h, &tl);
+        assert_eq!(l.acked_per_second_by_partition[&0], vec![50, 50, 50, 0]);
+        assert_eq!(l.acked_per_second_by_partition[&1], vec![50, 0, 50, 0]);
+        assert_eq!(l.acked_per_second, vec![100, 50, 100, 0]);
     }
 
     #[test]
