@@ -1,5 +1,6 @@
 //! Reports rendered from synthetic `results.json` files: snapshot tests of the Markdown and
-//! JUnit for every verdict kind and hostile text, the size limit, parsing the JUnit back (with
+//! JUnit for every verdict kind and hostile text, the first screen (four columns, a reason per
+//! scenario, no bulk of passing scenarios), the size limit, parsing the JUnit back (with
 //! quick-xml here, and with Python's junitparser — what EnricoMi/publish-unit-test-result-action
 //! parses with — when installed), baseline deltas, plots, and the `report` command.
 
@@ -9,10 +10,12 @@ use std::path::PathBuf;
 use chronik_chaos::checker;
 use chronik_chaos::checker::availability::PartitionAvailability;
 use chronik_chaos::checker::metadata::MetadataReport;
-use chronik_chaos::checker::quorum::QuorumReport;
-use chronik_chaos::checker::reads::PollReport;
+use chronik_chaos::checker::quorum::{QuorumReport, Unquorate};
+use chronik_chaos::checker::reads::{PollJump, PollReport};
+use chronik_chaos::checker::{NonMonotonic, Placed};
 use chronik_chaos::history::{value_of, History, Outcome, Read, Send, Setting, TopicSettings};
 use chronik_chaos::liveness::{self, Timeline};
+use chronik_chaos::report::markdown::Detail;
 use chronik_chaos::report::{self, fit::GITHUB_COMMENT_LIMIT, junit, markdown, RenderOptions};
 use chronik_chaos::results::{Checks, ChronikInfo, Counts, Event, Results, ScenarioResult, RESULTS_VERSION};
 use chronik_chaos::verdict::{Fidelity, Verdict};
@@ -193,6 +196,159 @@ fn hostile() -> Results {
     results(vec![a, b])
 }
 
+/// The timeline-rule results of a faulted scenario: `partitions` as given, the topic as read back.
+fn checks_with(topic: &str, partitions: Vec<PartitionAvailability>) -> Checks {
+    Checks {
+        faulted: true,
+        topic: TopicSettings {
+            name: format!("chaos-{topic}"),
+            partitions: partitions.len() as i32,
+            replication_factor: Setting { requested: Some(3), read_back: Some(3) },
+            min_insync_replicas: Setting { requested: Some(2), read_back: None },
+            replicas: BTreeMap::new(),
+        },
+        quorum: QuorumReport {
+            min_insync_replicas: Some(2),
+            min_insync_source: "2 (requested; the cluster did not say)".into(),
+            checked: 1500,
+            violations: vec![],
+            indeterminate: 0,
+        },
+        polls: PollReport::default(),
+        partitions,
+        metadata: MetadataReport::default(),
+    }
+}
+
+/// A partition that served before, during and after the fault.
+fn healthy_partition(partition: i32, recovery_ms: f64) -> PartitionAvailability {
+    PartitionAvailability {
+        partition,
+        acked: 1000,
+        acked_before_fault: 500,
+        acked_during_fault: 500,
+        longest_gap_ms: 510.0,
+        gap_window_us: (5_000_000, 5_510_000),
+        leader_before: Some(partition as u8 + 1),
+        quorum_possible_throughout: true,
+        recovery_ms: Some(recovery_ms),
+        ..PartitionAvailability::default()
+    }
+}
+
+fn placed(value: &str, partition: i32, offset: i64) -> Placed {
+    Placed { value: value.into(), partition, offset }
+}
+
+/// One scenario per kind of reason the first screen names, with the numbers that decide it;
+/// none of them loses, duplicates or leaves unseen a single write, so the old table showed
+/// 0 / 0 / 0 for all the failures.
+fn reasons() -> Results {
+    let three = || (0..3).map(|p| healthy_partition(p, 40.0 + f64::from(p) * 10.0)).collect::<Vec<_>>();
+    // A producer's later write acknowledged at a lower offset: misordered, nothing lost.
+    let mut misordered = scenario("misordered-acks", "latency", Verdict::Fail, 2_000, false, 0);
+    misordered.anomalies.non_monotonic = vec![
+        NonMonotonic { partition: 0, earlier: placed("p0-747", 0, 501), later: placed("p0-750", 0, 499) },
+        NonMonotonic { partition: 1, earlier: placed("p0-748", 1, 500), later: placed("p0-751", 1, 498) },
+    ];
+    misordered.explanation = vec![
+        "FAIL: Safety violated: 2 of 3000 acknowledged writes are affected (2 non-monotonic: p0-747 @ 0:501 then \
+         p0-750 @ 0:499, p0-748 @ 1:500 then p0-751 @ 1:498)."
+            .into(),
+    ];
+    misordered.checks = Some(checks_with("misordered-acks", three()));
+    // Readers served a partition out of order.
+    let mut readers = scenario("one-way-partition", "partition", Verdict::Fail, 2_000, false, 0);
+    let mut c = checks_with("one-way-partition", three());
+    c.polls.skips = vec![PollJump { reader: "live".into(), partition: 0, from: 1027, to: 1029, missed: 1 }];
+    c.polls.rewinds = vec![
+        PollJump { reader: "live".into(), partition: 0, from: 1029, to: 1028, missed: 0 },
+        PollJump { reader: "final".into(), partition: 0, from: 1029, to: 1028, missed: 0 },
+    ];
+    readers.checks = Some(c);
+    readers.explanation = vec![
+        "FAIL: Readers were served out of order: 1 skips over data and 2 rewinds (live reader jumped from 0:1027 to \
+         0:1029 over 1 offsets that hold data; live reader went back from 0:1029 to 0:1028)."
+            .into(),
+        "Note: nodes answer ListOffsets(latest) with 0 and no error for partitions they do not lead.".into(),
+    ];
+    // An isolated leader acknowledging alone.
+    let mut quorum = scenario("isolate-leader", "partition", Verdict::Fail, 2_000, false, 0);
+    let mut c = checks_with("isolate-leader", three());
+    let unquorate = |seq: u64, offset: i64| Unquorate {
+        value: format!("p1-{seq}"),
+        partition: 2,
+        offset,
+        node: 3,
+        reachable: 0,
+        needed: 1,
+        invoked_us: 5_000_000 + seq,
+        acked_us: 5_002_000 + seq,
+    };
+    c.quorum.violations = vec![unquorate(251, 167), unquorate(254, 168), unquorate(257, 169)];
+    quorum.checks = Some(c);
+    quorum.explanation = vec![
+        "FAIL: 3 writes were acknowledged (acks=all) while the node that led their partition could not reach \
+         min.insync.replicas − 1 other replicas (3 on partition 2 from n3); min.insync.replicas = 2 (requested; the \
+         cluster did not say). First: p1-251 @ 2:167 acknowledged at 5.0 s while n3 could reach 0 of the 1 other \
+         replicas it needed."
+            .into(),
+        "HANG: Stale leadership: n1 still named n3 leader of partition 2 at 15.2 s, 10.1 s after n3 was lost \
+         (allowed 10000 ms)."
+            .into(),
+    ];
+    // A partition whose leader was killed and no other node took over.
+    let mut no_failover = scenario("kill-partition-leader", "process", Verdict::Hang, 2_000, true, 0);
+    let mut parts = three();
+    parts[1] = PartitionAvailability {
+        acked_during_fault: 0,
+        longest_gap_ms: 14_000.0,
+        gap_window_us: (5_000_000, 19_000_000),
+        leader_before: Some(2),
+        leader_lost_at_us: Some(5_000_000),
+        recovery_ms: Some(3_372.0),
+        ..healthy_partition(1, 0.0)
+    };
+    no_failover.checks = Some(checks_with("kill-partition-leader", parts));
+    no_failover.explanation = vec![
+        "HANG: No failover for partition 1 after its leader n2 was lost at 5.0 s: no write to it was acknowledged \
+         for the whole fault, although a majority of its replicas could reach each other throughout."
+            .into(),
+    ];
+    // The harness gave up: the cluster never started, the reason carries a log tail.
+    let mut harness = scenario("cascading-failure", "process", Verdict::Error, 2_000, false, 0);
+    let tail: String =
+        (0..60).map(|i| format!("\nharness-tail {i:02}: INFO chronik_server: waiting for peers")).collect();
+    harness.explanation = vec![format!(
+        "The harness could not complete this scenario: cluster not ready after 45 s: node 2's admin API: no answer; \
+         last lines of node 2's log nodes/cascading-failure/node2/node2.log:{tail}"
+    )];
+    harness.startup_failures = vec![format!(
+        "cluster not ready after 45 s: node 3's admin API: no answer; last lines of node 3's log \
+         nodes/cascading-failure/node3/node3.log:{}",
+        tail.replace("harness-tail", "error-startup-tail")
+    )];
+    (harness.liveness, harness.history_file, harness.checks) = (None, None, None);
+    (harness.timeline, harness.toxics, harness.targets) = (vec![], vec![], BTreeMap::new());
+    harness.fidelity = Fidelity::default();
+    harness.counts = Counts::default();
+    harness.anomalies = Default::default();
+    // A pass whose cluster needed a second start-up: a finding, but no bulk in the comment.
+    let mut pass = scenario("bridge", "partition", Verdict::Pass, 1_800, false, 0);
+    pass.checks = Some(checks_with("bridge", three()));
+    pass.explanation =
+        vec!["Finding: 1 cluster start-up(s) never became ready and were retried (see startup_failures).".into()];
+    pass.startup_failures = vec![format!(
+        "cluster not ready after 45 s: node 1's admin API: no answer; last lines of node 1's log \
+         nodes/bridge/node1/node1.log:{}",
+        tail.replace("harness-tail", "pass-startup-tail")
+    )];
+    // No fault at all.
+    let mut baseline = scenario("baseline", "baseline", Verdict::Pass, 1_800, false, 0);
+    baseline.checks = Some(Checks { faulted: false, ..checks_with("baseline", three()) });
+    results(vec![baseline, misordered, readers, quorum, no_failover, harness, pass])
+}
+
 /// 80 scenarios, half failing with long explanations and long start-up logs.
 fn oversized() -> Results {
     let mut all = Vec::new();
@@ -216,7 +372,7 @@ fn opts() -> RenderOptions {
 #[test]
 fn fixtures_are_the_committed_results_files() {
     // The fixtures double as inputs for `chronik-chaos report` by hand.
-    for (name, r) in [("all-pass", all_pass()), ("mixed", mixed()), ("hostile", hostile())] {
+    for (name, r) in [("all-pass", all_pass()), ("mixed", mixed()), ("hostile", hostile()), ("reasons", reasons())] {
         let json = serde_json::to_string_pretty(&r).unwrap() + "\n";
         expect_file![format!("fixtures/results-{name}.json")].assert_eq(&json);
     }
@@ -246,13 +402,153 @@ fn markdown_mixed_lists_failures_first() {
 #[test]
 fn markdown_hostile_text_cannot_inject() {
     let md = markdown::render(&hostile(), &opts(), GITHUB_COMMENT_LIMIT);
-    for bad in ["<script", "<img", "[click](http", "\n# Injected", "@octocat", "\x1b", "\x07"] {
+    // Text inside a code fence is inert (the fence is longer than any backtick run in it), so
+    // markup is checked outside fences; control characters nowhere.
+    let outside = outside_fences(&md);
+    for bad in ["<script", "<img", "[click](http", "\n# Injected", "@octocat"] {
+        assert!(!outside.contains(bad), "{bad:?} reached the report outside a code block");
+    }
+    for bad in ["\x1b", "\x07"] {
         assert!(!md.contains(bad), "{bad:?} reached the report");
     }
-    // Balanced outside code blocks (text inside a fence is inert): every <details> is closed.
-    let outside = outside_fences(&md);
+    // The lines that came with a reason are folded, in a code block.
+    assert!(md.contains("<details><summary>The 2 lines that came with reason 1</summary>"), "{md}");
+    // Balanced outside code blocks: every <details> is closed.
     assert_eq!(outside.matches("<details>").count(), outside.matches("</details>").count());
     expect_file!["snapshots/report-hostile.md"].assert_eq(&md);
+}
+
+/// What a reader sees first: everything before the first folded block or section.
+fn first_screen(md: &str) -> &str {
+    let end = [md.find("<details"), md.find("\n## ")].into_iter().flatten().min().unwrap_or(md.len());
+    &md[..end]
+}
+
+/// The columns of a Markdown table row (`\|` is text, not a separator).
+fn columns(row: &str) -> usize {
+    let mut n = 0;
+    let mut escaped = false;
+    for c in row.chars() {
+        if c == '|' && !escaped {
+            n += 1;
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    n - 1
+}
+
+/// The first screen's row of `name`.
+fn row<'a>(head: &'a str, name: &str) -> &'a str {
+    let start = format!("| {} |", report::escape::md(name));
+    head.lines().find(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("no row for {name} in\n{head}"))
+}
+
+#[test]
+fn the_first_screen_is_one_table_of_at_most_four_columns() {
+    for r in [all_pass(), mixed(), hostile(), reasons(), oversized()] {
+        let md = markdown::render(&r, &opts(), GITHUB_COMMENT_LIMIT);
+        let rows: Vec<&str> = first_screen(&md).lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(rows.len(), r.scenarios.len() + 2, "a header, a rule and one row per scenario");
+        assert_eq!(rows[0], "| Scenario | Verdict | Why | Key figure |");
+        for row in rows {
+            assert!(columns(row) <= 4, "{row}");
+        }
+    }
+}
+
+#[test]
+fn every_scenario_s_verdict_and_reason_come_before_anything_folded() {
+    for r in [all_pass(), mixed(), hostile(), reasons(), oversized()] {
+        let md = markdown::render(&r, &opts(), GITHUB_COMMENT_LIMIT);
+        let head = first_screen(&md);
+        for s in &r.scenarios {
+            let why = markdown::why(s);
+            assert!(!why.phrase.is_empty() && !why.figure.is_empty(), "{}: {why:?}", s.name);
+            let row = row(head, &s.name);
+            assert!(row.contains(&format!(" {} | ", s.verdict)), "{row}");
+            assert!(row.contains(&report::escape::md(&why.phrase)), "{row}");
+            assert!(row.contains(&report::escape::md(&why.figure)), "{row}");
+        }
+    }
+}
+
+#[test]
+fn the_why_column_names_what_the_counts_do_not() {
+    let r = reasons();
+    let md = markdown::render(&r, &opts(), GITHUB_COMMENT_LIMIT);
+    let head = first_screen(&md);
+    // None of these failures lost, duplicated or left unseen a write: the old columns said 0 / 0 / 0.
+    for s in r.scenarios.iter().filter(|s| s.verdict == Verdict::Fail) {
+        let a = &s.anomalies;
+        assert_eq!((a.lost.len(), a.duplicated.len(), a.unseen.len()), (0, 0, 0), "{}", s.name);
+    }
+    let misordered = row(head, "misordered-acks");
+    assert!(misordered.contains("| 2 writes acked out of order |"), "{misordered}");
+    assert!(misordered.contains("| 2 of 3000 acked affected |"), "{misordered}");
+    let readers = row(head, "one-way-partition");
+    assert!(readers.contains("| readers served out of order | 1 skip, 2 rewinds |"), "{readers}");
+    let quorum = row(head, "isolate-leader");
+    assert!(quorum.contains("| acked without quorum (3) (+1 more) | 3 of 1500 acked under fault |"), "{quorum}");
+    let no_failover = row(head, "kill-partition-leader");
+    assert!(no_failover.contains("| no failover for p1 (14.0 s) | recovered in 3.37 s |"), "{no_failover}");
+    let harness = row(head, "cascading-failure");
+    // The harness's own preamble is dropped: the phrase is what stopped the scenario.
+    assert!(harness.contains("| cluster not ready after 45 s | — |"), "{harness}");
+    assert!(row(head, "bridge").contains("| recovered in 60.0 ms | p99 under fault "));
+    let baseline = row(head, "baseline");
+    assert!(baseline.contains("| no fault, 3000 writes acked | p99 "), "{baseline}");
+    assert!(!baseline.contains("under fault"), "a baseline has no fault: {baseline}");
+}
+
+#[test]
+fn why_phrases_carry_the_figures_of_the_results() {
+    let mut r = reasons();
+    let by_name = |r: &Results, name: &str| markdown::why(r.scenarios.iter().find(|s| s.name == name).unwrap());
+    assert_eq!(by_name(&r, "kill-partition-leader").phrase, "no failover for p1 (14.0 s)");
+    r.scenarios[4].checks.as_mut().unwrap().partitions[1].longest_gap_ms = 9_250.0;
+    r.scenarios[3].checks.as_mut().unwrap().quorum.violations.truncate(1);
+    r.scenarios[1].anomalies.non_monotonic.truncate(1);
+    assert_eq!(by_name(&r, "kill-partition-leader").phrase, "no failover for p1 (9.25 s)");
+    assert_eq!(by_name(&r, "isolate-leader").phrase, "acked without quorum (1)");
+    assert_eq!(by_name(&r, "misordered-acks").phrase, "1 write acked out of order");
+    assert_eq!(by_name(&r, "misordered-acks").figure, "1 of 3000 acked affected");
+    // Lost writes come first among several anomalies, and the figure counts them all.
+    let mixed = mixed();
+    let fail = markdown::why(&mixed.scenarios[1]);
+    assert_eq!((fail.phrase.as_str(), fail.figure.as_str()), ("18 acked writes lost", "18 of 3000 acked affected"));
+    let error = markdown::why(&mixed.scenarios[2]);
+    assert_eq!((error.phrase.as_str(), error.figure.as_str()), ("fault not proven", "1 contradiction"));
+}
+
+#[test]
+fn a_passing_scenario_s_bulk_stays_out_of_the_comment() {
+    let r = reasons();
+    for level in [Detail::Full, Detail::PassesSummarized, Detail::Trimmed, Detail::Minimal] {
+        let md = markdown::render_at(&r, &opts(), level);
+        assert!(!md.contains("pass-startup-tail"), "{level:?}: a passing scenario's start-up log tail is shown");
+    }
+    let url = "https://github.com/o/r/actions/runs/7";
+    let md = markdown::render(&r, &RenderOptions { artifacts_url: Some(url.into()), ..opts() }, GITHUB_COMMENT_LIMIT);
+    assert!(md.contains("A cluster start-up before this scenario never became ready (a finding): cluster not ready"));
+    assert!(md.contains(&format!("among [the run's artifacts]({url})")), "points to the artifacts");
+    // The pass lists no toxics; failures still do (folded).
+    let bridge = &md[md.find("<summary>✅ bridge").unwrap()..];
+    let bridge = &bridge[..bridge.find("</details>").unwrap()];
+    assert!(bridge.contains("1 toxics placed (listed in `junit.xml`)") && !bridge.contains("- kafka-n1:"), "{bridge}");
+    // A non-passing scenario's log tails stay, folded and bounded, latest lines kept.
+    for tag in ["error-startup-tail", "harness-tail"] {
+        let shown = md.matches(tag).count();
+        assert!((10..=21).contains(&shown), "{tag}: {shown} of 60 lines");
+        assert!(md.contains(&format!("{tag} 59")) && !md.contains(&format!("{tag} 00")), "{tag}");
+    }
+    let outside = outside_fences(&md);
+    assert_eq!(outside.matches("<details>").count(), outside.matches("</details>").count());
+}
+
+#[test]
+fn markdown_reasons() {
+    let md = markdown::render(&reasons(), &opts(), GITHUB_COMMENT_LIMIT);
+    expect_file!["snapshots/report-reasons.md"].assert_eq(&md);
 }
 
 /// The lines of `md` that are not inside a fenced code block.
@@ -284,7 +580,7 @@ fn an_oversized_report_shrinks_under_the_limit_and_keeps_every_failure() {
     assert!(md.len() <= GITHUB_COMMENT_LIMIT, "{} bytes", md.len());
     assert!(md.contains("This report was shortened to fit"), "a notice says so");
     for s in r.scenarios.iter().filter(|s| s.verdict == Verdict::Fail) {
-        assert!(md.contains(&format!("### ❌ {} — FAIL", s.name)), "{} is not listed", s.name);
+        assert!(md.contains(&format!("❌ {} — FAIL", s.name)), "{} is not listed", s.name);
     }
     let outside = outside_fences(&md);
     assert_eq!(outside.matches("<details>").count(), outside.matches("</details>").count());
@@ -293,6 +589,16 @@ fn an_oversized_report_shrinks_under_the_limit_and_keeps_every_failure() {
     assert!(tight.len() <= 20_000);
     for s in &r.scenarios {
         assert!(tight.contains(&format!("| {} |", s.name)), "{} missing from the table", s.name);
+    }
+    // Each level is tried in turn: a budget between two levels' sizes gets the richer one.
+    let levels = [Detail::Full, Detail::PassesSummarized, Detail::Trimmed, Detail::Minimal];
+    let sizes: Vec<usize> = levels.iter().map(|&l| markdown::render_at(&r, &opts(), l).len()).collect();
+    assert!(sizes.windows(2).all(|w| w[0] > w[1]), "each level is smaller: {sizes:?}");
+    for (i, &level) in levels.iter().enumerate().skip(1) {
+        let budget = sizes[i] + 400;
+        let md = markdown::render(&r, &opts(), budget);
+        assert!(md.len() <= budget, "{level:?}: {} > {budget}", md.len());
+        assert!(md.starts_with(&markdown::render_at(&r, &opts(), level)), "{level:?} is the level chosen");
     }
 }
 

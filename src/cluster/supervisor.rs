@@ -28,7 +28,7 @@ pub const NODE_ENV_REMOVED: &[&str] =
 pub enum ClusterError {
     #[error("node {id} exited on its own ({status}); last lines of {log}:\n{tail}")]
     NodeDied { id: u8, status: String, log: PathBuf, tail: String },
-    #[error("cluster not ready after {waited:?}: {waiting_for}; last lines of node {id}'s log {log}:\n{tail}")]
+    #[error("cluster not ready after {:.1} s: {waiting_for}; last lines of node {id}'s log {log}:\n{tail}", .waited.as_secs_f64())]
     NotReady { waited: Duration, waiting_for: String, id: u8, log: PathBuf, tail: String },
     #[error("cannot start node {id}: {source}")]
     Spawn { id: u8, source: process::ProcessError },

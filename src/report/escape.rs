@@ -32,6 +32,12 @@ pub fn md(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             // A word joiner after `@` keeps GitHub from turning it into a mention.
             '@' if chars.peek().is_some_and(|p| p.1.is_alphanumeric()) => out.push_str("@\u{2060}"),
+            // ... and before the number of `#123`, `owner/repo#123` or `GH-123` from turning it
+            // into a link and a cross-reference.
+            '#' if chars.peek().is_some_and(|p| p.1.is_ascii_digit()) => out.push_str("#\u{2060}"),
+            '-' if out.ends_with("GH") && chars.peek().is_some_and(|p| p.1.is_ascii_digit()) => {
+                out.push_str("-\u{2060}")
+            }
             // `scheme://` and `www.` would autolink.
             ':' if chars.peek().map(|p| p.1) == Some('/') => out.push_str("\\:"),
             '.' if out.ends_with("www") => out.push_str("\\."),
@@ -39,6 +45,30 @@ pub fn md(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text safe inside an HTML block such as `<summary>`, where GitHub does not read Markdown
+/// (a backslash escape would show): HTML-escaped, on one line, with the same word joiners as
+/// [`md`] against mentions and issue references.
+pub fn html_inline(s: &str) -> String {
+    let text: String =
+        strip_controls(s).chars().map(|c| if matches!(c, '\n' | '\r' | '\t') { ' ' } else { c }).collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next_digit = chars.peek().is_some_and(char::is_ascii_digit);
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '@' if chars.peek().is_some_and(|p| p.is_alphanumeric()) => out.push_str("@\u{2060}"),
+            '#' if next_digit => out.push_str("#\u{2060}"),
+            '-' if next_digit && out.ends_with("GH") => out.push_str("-\u{2060}"),
             c => out.push(c),
         }
     }
@@ -114,6 +144,25 @@ mod tests {
         );
         assert!(out.contains("@\u{2060}octocat"));
         assert_eq!(md("a\x1b[31mred\x1b[0m\x07"), "ared");
+    }
+
+    #[test]
+    fn issue_references_do_not_link() {
+        let j = '\u{2060}';
+        assert_eq!(md("fixes #12 and owner/repo#7, GH-3"), format!("fixes #{j}12 and owner/repo#{j}7, GH-{j}3"));
+        // Near misses stay as they are.
+        assert_eq!(md("a # b, #x, GH-x, UGH-"), "a # b, #x, GH-x, UGH-");
+    }
+
+    #[test]
+    fn summary_text_is_html_escaped_not_markdown_escaped() {
+        let j = '\u{2060}';
+        assert_eq!(html_inline("my_scenario *x* `y`"), "my_scenario *x* `y`");
+        assert_eq!(
+            html_inline("<b>\"q\" & @bob #5\nGH-6</b>"),
+            format!("&lt;b&gt;&quot;q&quot; &amp; @{j}bob #{j}5 GH-{j}6&lt;/b&gt;")
+        );
+        assert!(!html_inline("a</summary><script>").contains('<'));
     }
 
     #[test]

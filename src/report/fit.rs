@@ -5,6 +5,10 @@
 /// GitHub's limit for an issue or pull-request comment body (it counts characters; we count
 /// bytes, which are never fewer, so a body that fits in bytes fits).
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
+/// What the report itself may take of a comment: the sticky comment puts a marker line before
+/// it (`<!-- chronik-chaos:report[:ID] -->`), so the renderer leaves room for that and chooses
+/// its level of detail against this budget; the comment is then never cut blindly.
+pub const REPORT_BUDGET: usize = GITHUB_COMMENT_LIMIT - 512;
 /// GitHub's limit for one step's `$GITHUB_STEP_SUMMARY` content.
 pub const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
 
@@ -121,6 +125,25 @@ mod tests {
         assert!(body.ends_with("````\n\n</details>\n"), "{}", &body[body.len() - 40..]);
         // The ``` inside a four-backtick fence neither opens nor closes anything.
         assert_eq!(body.matches("\n````\n").count(), 1, "only the closer");
+    }
+
+    #[test]
+    fn closes_every_nested_details_block() {
+        let mut text = String::from("# Report\n<details><summary>a</summary>\n\n");
+        text.push_str("<details><summary>b</summary>\n\n");
+        text.extend((0..500).map(|i| format!("- item {i}\n")));
+        text.push_str("\n</details>\n</details>\n");
+        let out = fit_markdown(&text, 2500);
+        assert!(out.len() <= 2500);
+        let body = out.strip_suffix(&notice(2500)).unwrap();
+        assert_eq!(body.matches("<details>").count(), 2);
+        assert_eq!(body.matches("</details>").count(), 2, "{}", &body[body.len() - 60..]);
+    }
+
+    #[test]
+    fn the_report_budget_leaves_room_for_the_longest_marker_line() {
+        let marker = format!("<!-- chronik-chaos:report:{} -->\n", "x".repeat(100));
+        assert!(REPORT_BUDGET + marker.len() <= GITHUB_COMMENT_LIMIT);
     }
 
     #[test]

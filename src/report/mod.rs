@@ -68,7 +68,7 @@ pub struct Rendered {
     pub junit: PathBuf,
     pub report: PathBuf,
     pub plots: Vec<PathBuf>,
-    /// The Markdown, already fitted to GitHub's comment limit.
+    /// The Markdown, already fitted to GitHub's comment limit (with room for the comment's marker).
     pub markdown: String,
 }
 
@@ -95,7 +95,7 @@ pub fn render_all(results: &Results, out: &Path, opts: &RenderOptions) -> std::i
     }
     let junit = out.join("junit.xml");
     write_atomically(&junit, junit::render(results).as_bytes())?;
-    let markdown = markdown::render(results, opts, fit::GITHUB_COMMENT_LIMIT);
+    let markdown = markdown::render(results, opts, fit::REPORT_BUDGET);
     let report = out.join("report.md");
     write_atomically(&report, markdown.as_bytes())?;
     Ok(Rendered { junit, report, plots, markdown })
