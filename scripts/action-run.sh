@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Runs `cargo xtask chaos` for the composite action (action.yml). Every input arrives through
-# the environment (never interpolated into the script), is checked, and becomes one argument.
+# The composite action's steps (action.yml), one mode each:
+#   names    the comment id and artifact name, derived per job (and matrix leg) unless given;
+#   run      `cargo xtask chaos`, with no GitHub token in its environment (Chronik's build
+#            scripts and the nodes run under it), and no comment or job summary;
+#   publish  the job summary and the sticky PR comment, with the token, by the harness the run
+#            step built.
+# No mode is `run`. Every input arrives through the environment (never interpolated into the
+# script), is checked, and becomes one argument.
 set -euo pipefail
 
 fail() {
@@ -16,52 +22,182 @@ abs() {
   esac
 }
 
-out="$(abs "${CHAOS_OUT:?}")"
-args=(chaos --out "$out")
-echo "out-dir=$out" >> "${GITHUB_OUTPUT:-/dev/null}"
+output() {
+  echo "$1=$2" >> "${GITHUB_OUTPUT:-/dev/null}"
+}
 
-if [ -n "${CHAOS_CHRONIK_BIN:-}" ]; then
-  args+=(--chronik-bin "$(abs "$CHAOS_CHRONIK_BIN")")
-else
-  dir="$(abs "${CHAOS_CHRONIK_PATH:-.}")"
-  [ -f "$dir/Cargo.toml" ] || fail "chronik-path '$CHAOS_CHRONIK_PATH' has no Cargo.toml: point it at a Chronik checkout (e.g. actions/checkout with path: chronik)"
-  args+=(--chronik-dir "$dir")
-fi
+# Letters, digits, `.`, `_` and `-` only; anything else becomes one `-`; no `-` or `.` at the ends.
+slug() {
+  printf '%s' "$1" | LC_ALL=C tr -c 'A-Za-z0-9._-' '-' | tr -s '-' | sed -e 's/^[-.]*//' -e 's/[-.]*$//'
+}
 
-case "${CHAOS_BUILD_PROFILE:-fast}" in
-  fast | release) args+=(--profile "${CHAOS_BUILD_PROFILE:-fast}") ;;
-  *) fail "build-profile must be fast or release, not '$CHAOS_BUILD_PROFILE'" ;;
-esac
-
-# Scenario names: separated by commas, spaces or newlines.
-for name in ${CHAOS_SCENARIOS//,/ }; do
-  args+=(--scenario "$name")
-done
-if [ -n "${CHAOS_SCENARIOS_FILE:-}" ]; then
-  args+=(--scenarios-file "$(abs "$CHAOS_SCENARIOS_FILE")")
-fi
-if [ -n "${CHAOS_SEED:-}" ]; then
-  [[ "$CHAOS_SEED" =~ ^[0-9]+$ ]] || fail "seed must be a non-negative integer, not '$CHAOS_SEED'"
-  args+=(--seed "$CHAOS_SEED")
-fi
-if [ -n "${CHAOS_BASELINE:-}" ]; then
-  baseline="$(abs "$CHAOS_BASELINE")"
-  if [ -f "$baseline" ]; then
-    args+=(--baseline "$baseline")
+# At most 64 characters: a longer name keeps its first 55 and gets 8 hex digits of its sha256,
+# so two long names that differ only at the end stay apart.
+bounded() {
+  if [ "${#1}" -le 64 ]; then
+    printf '%s\n' "$1"
   else
-    echo "::warning title=chronik-chaos::baseline '$CHAOS_BASELINE' not found; the report has no deltas"
+    local head hash
+    head="$(printf '%s' "${1:0:55}" | sed -e 's/[-.]*$//')"
+    hash="$(printf '%s' "$1" | sha256sum | cut -c1-8)"
+    printf '%s-%s\n' "$head" "$hash"
   fi
-fi
-case "${CHAOS_COMMENT:-always}" in
-  always | on-failure | never) args+=(--comment "${CHAOS_COMMENT:-always}") ;;
-  *) fail "comment must be always, on-failure or never, not '$CHAOS_COMMENT'" ;;
-esac
-case "${CHAOS_FAIL_ON:-any}" in
-  any | safety | never) fail_on="${CHAOS_FAIL_ON:-any}" ;;
-  *) fail "fail-on must be any, safety or never, not '$CHAOS_FAIL_ON'" ;;
-esac
-args+=(-- --fail-on "$fail_on")
+}
 
-cd "${GITHUB_ACTION_PATH:?}"
-echo "cargo xtask ${args[*]}"
-cargo xtask "${args[@]}"
+valid_id() {
+  [ "${#1}" -ge 1 ] && [ "${#1}" -le 64 ] && [[ "$1" =~ ^[A-Za-z0-9._-]+$ ]]
+}
+
+# The job's matrix leg: its values (toJSON(matrix), `null` without a matrix), else its index.
+leg() {
+  local matrix="${CHAOS_MATRIX:-}"
+  case "$(printf '%s' "$matrix" | tr -d '[:space:]')" in
+    '' | null | '{}') ;;
+    *)
+      slug "$matrix"
+      return
+      ;;
+  esac
+  if [ "${CHAOS_JOB_TOTAL:-1}" -gt 1 ] 2> /dev/null; then
+    printf 'leg-%s' "${CHAOS_JOB_INDEX:-0}"
+  fi
+}
+
+names() {
+  case "${CHAOS_COMMENT:-always}" in
+    always | on-failure | never) ;;
+    *) fail "comment must be always, on-failure or never, not '$CHAOS_COMMENT'" ;;
+  esac
+  local job leg comment_id artifact
+  job="$(slug "${GITHUB_JOB:-job}")"
+  leg="$(leg)"
+  if [ -n "${CHAOS_COMMENT_ID:-}" ]; then
+    comment_id="$CHAOS_COMMENT_ID"
+    valid_id "$comment_id" || fail "comment-id must be 1 to 64 ASCII letters, digits, '.', '_' or '-', not '$comment_id'"
+  else
+    comment_id="$(slug "${GITHUB_WORKFLOW:-workflow}")-$job${leg:+-$leg}"
+    comment_id="$(slug "$comment_id")"
+    comment_id="$(bounded "${comment_id:-chronik-chaos}")"
+  fi
+  if [ -n "${CHAOS_ARTIFACT_NAME:-}" ]; then
+    artifact="$CHAOS_ARTIFACT_NAME"
+  else
+    # Artifacts belong to one workflow run: the job and its leg tell them apart.
+    artifact="$(bounded "chronik-chaos-$job${leg:+-$leg}")"
+  fi
+  echo "comment id: $comment_id"
+  echo "artifact name: $artifact"
+  output comment-id "$comment_id"
+  output artifact-name "$artifact"
+}
+
+# Where `cargo xtask` builds the harness (xtask's target directory and profile).
+harness_path() {
+  local target="${CARGO_TARGET_DIR:-target}" profile=debug
+  case "$target" in
+    /*) ;;
+    *) target="${GITHUB_ACTION_PATH:?}/$target" ;;
+  esac
+  if [ "${CHRONIK_CHAOS_PROFILE:-}" = release ]; then
+    profile=release
+  fi
+  printf '%s\n' "$target/$profile/chronik-chaos"
+}
+
+run() {
+  # Nothing Chronik builds or runs gets a credential (a token a job-level `env:` set, the OIDC
+  # request pair) or the files that set later steps' environment and PATH. The job summary is
+  # the publish step's. GITHUB_OUTPUT stays: the harness writes the step's outputs.
+  unset GITHUB_TOKEN GH_TOKEN ACTIONS_ID_TOKEN_REQUEST_TOKEN ACTIONS_ID_TOKEN_REQUEST_URL ACTIONS_RUNTIME_TOKEN
+  unset GITHUB_ENV GITHUB_PATH GITHUB_STEP_SUMMARY
+
+  local out
+  out="$(abs "${CHAOS_OUT:?}")"
+  args=(chaos --out "$out")
+  output out-dir "$out"
+
+  if [ -n "${CHAOS_CHRONIK_BIN:-}" ]; then
+    args+=(--chronik-bin "$(abs "$CHAOS_CHRONIK_BIN")")
+  else
+    dir="$(abs "${CHAOS_CHRONIK_PATH:-.}")"
+    [ -f "$dir/Cargo.toml" ] || fail "chronik-path '$CHAOS_CHRONIK_PATH' has no Cargo.toml: point it at a Chronik checkout (e.g. actions/checkout with path: chronik)"
+    args+=(--chronik-dir "$dir")
+  fi
+
+  case "${CHAOS_BUILD_PROFILE:-fast}" in
+    fast | release) args+=(--profile "${CHAOS_BUILD_PROFILE:-fast}") ;;
+    *) fail "build-profile must be fast or release, not '$CHAOS_BUILD_PROFILE'" ;;
+  esac
+
+  # Scenario names: separated by commas, spaces or newlines.
+  local scenarios="${CHAOS_SCENARIOS:-}"
+  for name in ${scenarios//,/ }; do
+    args+=(--scenario "$name")
+  done
+  if [ -n "${CHAOS_SCENARIOS_FILE:-}" ]; then
+    args+=(--scenarios-file "$(abs "$CHAOS_SCENARIOS_FILE")")
+  fi
+  if [ -n "${CHAOS_SEED:-}" ]; then
+    [[ "$CHAOS_SEED" =~ ^[0-9]+$ ]] || fail "seed must be a non-negative integer, not '$CHAOS_SEED'"
+    args+=(--seed "$CHAOS_SEED")
+  fi
+  if [ -n "${CHAOS_BASELINE:-}" ]; then
+    baseline="$(abs "$CHAOS_BASELINE")"
+    if [ -f "$baseline" ]; then
+      args+=(--baseline "$baseline")
+    else
+      echo "::warning title=chronik-chaos::baseline '$CHAOS_BASELINE' not found; the report has no deltas"
+    fi
+  fi
+  # The publish step comments, with the token this step never sees.
+  args+=(--comment never)
+  case "${CHAOS_FAIL_ON:-any}" in
+    any | safety | never) fail_on="${CHAOS_FAIL_ON:-any}" ;;
+    *) fail "fail-on must be any, safety or never, not '$CHAOS_FAIL_ON'" ;;
+  esac
+  args+=(-- --fail-on "$fail_on")
+
+  cd "${GITHUB_ACTION_PATH:?}"
+  echo "cargo xtask ${args[*]}"
+  exec cargo xtask "${args[@]}"
+}
+
+publish() {
+  local out report harness
+  out="$(abs "${CHAOS_OUT:?}")"
+  report="$out/report.md"
+  if [ ! -f "$report" ]; then
+    echo "::notice title=chronik-chaos::no report.md in $out (the run stopped before writing one); no job summary or PR comment"
+    exit 0
+  fi
+  # The binary `cargo xtask` built in the run step (CHAOS_HARNESS: another one, for tests).
+  harness="${CHAOS_HARNESS:-$(harness_path)}"
+  if [ ! -x "$harness" ]; then
+    echo "::warning title=chronik-chaos::the run step left no chronik-chaos binary; no job summary or PR comment"
+    exit 0
+  fi
+  case "${CHAOS_COMMENT:-always}" in
+    always | on-failure | never) ;;
+    *) fail "comment must be always, on-failure or never, not '$CHAOS_COMMENT'" ;;
+  esac
+  valid_id "${CHAOS_COMMENT_ID:-}" || fail "comment-id must be 1 to 64 ASCII letters, digits, '.', '_' or '-', not '${CHAOS_COMMENT_ID:-}'"
+  args=(comment --report "$report" --mode "${CHAOS_COMMENT:-always}" --comment-id "$CHAOS_COMMENT_ID" --summary always)
+  if [ "${CHAOS_VERDICT:-}" != PASS ]; then
+    args+=(--failed)
+  fi
+  if [ -n "${CHAOS_COMMENT_AUTHOR:-}" ]; then
+    args+=(--comment-author "$CHAOS_COMMENT_AUTHOR")
+  fi
+  echo "chronik-chaos ${args[*]}"
+  # As inside `cargo xtask chaos`: a comment that cannot be written is a warning, never a failure.
+  if ! "$harness" "${args[@]}"; then
+    echo "::warning title=chronik-chaos PR comment::the comment or job summary could not be written (the reason is above)"
+  fi
+}
+
+case "${1:-run}" in
+  names) names ;;
+  run) run ;;
+  publish) publish ;;
+  *) fail "unknown mode '$1' (names, run or publish)" ;;
+esac

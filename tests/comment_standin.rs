@@ -1,10 +1,14 @@
-//! The sticky pull-request comment (`github::comment::upsert` and `chronik-chaos comment`)
-//! against a **stand-in for the GitHub REST API**: a local hyper server that keeps issue comments
-//! in memory, knows a few tokens (a personal token, an Actions token that cannot call `GET /user`,
-//! a read-only token), paginates with `Link` headers, refuses bodies over 65,536 characters as
-//! GitHub does (422), can be told to answer the next matching request with a scripted error, and
-//! records every request (method, path with query, body, `Authorization`) so that tests assert on
-//! what was sent. Every test named `standin_*` runs against it; no test here needs the network.
+//! The sticky pull-request comment (`github::comment::upsert`, `chronik-chaos comment` and the
+//! composite action's `scripts/action-run.sh`) against a **stand-in for the GitHub REST API**: a
+//! local hyper server that keeps issue comments in memory, knows a few tokens (a personal token,
+//! an Actions token and two GitHub App tokens that cannot call `GET /user`, one of which GraphQL's
+//! `viewer` does not name either, a read-only token), answers GraphQL's `viewer`, paginates with
+//! `Link` headers, lets a token that can write edit anyone's comment (as GitHub lets a
+//! collaborator), refuses bodies over 65,536 characters as GitHub does (422), can be told to answer
+//! the next matching request with a scripted error, and records every request (method, path with
+//! query, body, `Authorization`) so that tests assert on what was sent. Every test named
+//! `standin_*` runs against it; `action_*` tests run the action's script and read `action.yml`.
+//! No test here needs the network.
 //!
 //! The last test, `github_live_*`, talks to real GitHub: it is ignored unless run on purpose
 //! (`--include-ignored`, as `.ci/run` does when `GITHUB_LIVE_TEST_PR` (`owner/repo#123`) and
@@ -18,10 +22,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chronik_chaos::github::comment::{
-    self, CommentConfig, CommentError, CommentOutcome, Mode, RetryPolicy, SkipReason, ACTIONS_BOT,
+    self, compose, CommentConfig, CommentError, CommentOutcome, Mode, RetryPolicy, SkipReason, ACTIONS_BOT,
+    MAX_COMMENT_ID_LEN, MAX_ENVELOPE,
 };
 use chronik_chaos::github::{GithubContext, Repo, Token};
-use chronik_chaos::report::fit::{notice, GITHUB_COMMENT_LIMIT};
+use chronik_chaos::report::fit::{notice, GITHUB_COMMENT_LIMIT, REPORT_BUDGET};
+use chronik_chaos::report::markdown::{render_at, Detail};
+use chronik_chaos::report::{render_all, RenderOptions};
+use chronik_chaos::results::{Results, ScenarioResult};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -37,6 +45,12 @@ const PAT: &str = "pat-alice";
 const ACTIONS: &str = "ghs-actions";
 /// A fork pull request's token: reads work, writes are refused.
 const READ_ONLY: &str = "ghs-read-only";
+/// A GitHub App's installation token: `GET /user` is refused; GraphQL's viewer is `chaos-app[bot]`.
+const APP: &str = "ghs-app";
+const APP_BOT: &str = "chaos-app[bot]";
+/// Another App's token, whose login neither `GET /user` nor GraphQL tells: `quiet-app[bot]`.
+const QUIET_APP: &str = "ghs-quiet-app";
+const QUIET_BOT: &str = "quiet-app[bot]";
 
 // ---------------------------------------------------------------------------------------------
 // The stand-in
@@ -152,9 +166,9 @@ impl StandIn {
         self.state.lock().unwrap().requests.clone()
     }
 
-    /// Requests that change something (anything but GET).
+    /// Requests that change something (anything but GET, and but GraphQL's query for the viewer).
     fn writes(&self) -> Vec<Recorded> {
-        self.requests().into_iter().filter(|r| r.method != "GET").collect()
+        self.requests().into_iter().filter(|r| r.method != "GET" && r.path != "/graphql").collect()
     }
 
     fn comments(&self) -> Vec<StoredComment> {
@@ -227,6 +241,8 @@ fn route(
         None => return error(401, "Requires authentication"),
         Some(PAT) => "alice",
         Some(ACTIONS) | Some(READ_ONLY) => ACTIONS_BOT,
+        Some(APP) => APP_BOT,
+        Some(QUIET_APP) => QUIET_BOT,
         Some(_) => return error(401, "Bad credentials"),
     };
     let read_only = auth == Some(&format!("Bearer {READ_ONLY}"));
@@ -239,6 +255,16 @@ fn route(
     match (method, parts.as_slice()) {
         ("GET", ["user"]) if login == "alice" => reply(200, json!({ "login": "alice", "type": "User" })),
         ("GET", ["user"]) => error(403, "Resource not accessible by integration"),
+        ("POST", ["graphql"]) if login == QUIET_BOT => error(403, "Resource not accessible by integration"),
+        ("POST", ["graphql"]) => {
+            let query = serde_json::from_str::<Value>(body).ok().and_then(|v| v["query"].as_str().map(str::to_string));
+            match query {
+                Some(q) if q.contains("viewer") && q.contains("login") => {
+                    reply(200, json!({ "data": { "viewer": { "login": login } } }))
+                }
+                _ => reply(200, json!({ "errors": [{ "message": "unsupported query" }] })),
+            }
+        }
         ("GET", ["repos", "acme", "chaos", "issues", n, "comments"]) => {
             let issue: u64 = n.parse().unwrap();
             let per_page = param("per_page").unwrap_or(30).min(100);
@@ -284,9 +310,10 @@ fn route(
             if text.chars().count() > GITHUB_COMMENT_LIMIT {
                 return error(422, "Validation Failed: body is too long (maximum is 65536 characters)");
             }
+            // Like GitHub, anyone who can write here may edit anyone's comment: only the client
+            // keeps its hands off comments that are not its own.
             match s.comments.iter_mut().find(|c| c.id == id) {
                 None => error(404, "Not Found"),
-                Some(c) if c.login != login => error(403, "You cannot edit someone else's comment"),
                 Some(c) => {
                     c.body = text;
                     reply(200, comment_json(c))
@@ -297,7 +324,6 @@ fn route(
             let id: u64 = id.parse().unwrap();
             match s.comments.iter().position(|c| c.id == id) {
                 None => error(404, "Not Found"),
-                Some(i) if s.comments[i].login != login => error(403, "You cannot delete someone else's comment"),
                 Some(i) => {
                     s.comments.remove(i);
                     let mut r = Response::new(Full::new(Bytes::new()));
@@ -414,14 +440,19 @@ async fn standin_updates_its_own_comment_with_patch() {
 async fn standin_ignores_another_users_comment_that_carries_the_marker() {
     let gh = StandIn::start().await;
     let theirs = gh.seed("mallory", &format!("{MARKER}\nnot yours\n"));
-    // An Actions token: GET /user is refused, so ours are github-actions[bot]'s.
+    // An Actions token: GET /user is refused, GraphQL names it github-actions[bot].
     let (outcome, lines) = upsert(&ctx(&gh, Some(ACTIONS)), &fast(), "report\n", false).await;
     let id = created_id(&outcome.unwrap());
     assert_ne!(id, theirs);
     assert_eq!(paths(&gh.writes()), ["POST /repos/acme/chaos/issues/7/comments"], "mallory's comment is not touched");
     assert_eq!(gh.comment(theirs).unwrap().body, format!("{MARKER}\nnot yours\n"));
     assert_eq!(gh.comment(id).unwrap().login, ACTIONS_BOT);
-    assert!(lines.iter().any(|l| l.contains("cannot call GET /user") && l.contains(ACTIONS_BOT)), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("cannot call GET /user") && l.contains(&format!("GraphQL names it {ACTIONS_BOT}"))),
+        "{lines:?}"
+    );
     assert!(lines.iter().any(|l| l.contains("1 comment(s)") && l.contains("leaving them alone")), "{lines:?}");
 
     // Run again: now it updates its own and still leaves mallory's alone.
@@ -642,7 +673,7 @@ async fn standin_on_failure_mode_with_a_passing_run_updates_an_earlier_failure()
 #[tokio::test]
 async fn standin_marker_ids_own_separate_comments() {
     let gh = StandIn::start().await;
-    let with_id = |id: &str| CommentConfig { marker_id: Some(id.to_string()), ..fast() };
+    let with_id = |id: &str| CommentConfig { comment_id: Some(id.to_string()), ..fast() };
     let (a, _) = upsert(&ctx(&gh, Some(PAT)), &with_id("linux"), "linux report\n", true).await;
     let (b, _) = upsert(&ctx(&gh, Some(PAT)), &with_id("macos"), "macos report\n", true).await;
     let (a, b) = (created_id(&a.unwrap()), created_id(&b.unwrap()));
@@ -661,6 +692,526 @@ async fn standin_a_rejected_token_is_an_error_not_a_skip() {
     assert!(matches!(err, CommentError::BadCredentials { status: 401, .. }), "{err}");
     assert!(err.to_string().contains("check GITHUB_TOKEN or --token"), "{err}");
     assert_eq!(paths(&gh.requests()), ["GET /user"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several jobs, one pull request (a matrix, two workflows)
+
+#[tokio::test]
+async fn standin_matrix_legs_racing_each_keep_their_own_comment() {
+    let gh = StandIn::start().await;
+    let leg = |id: &str| CommentConfig { comment_id: Some(id.to_string()), ..fast() };
+    let (a, b) = (leg("chaos-chaos-os-ubuntu"), leg("chaos-chaos-os-macos"));
+    let actions = ctx(&gh, Some(ACTIONS));
+    // Both legs at once, same author, as a matrix runs them.
+    let ((first_a, _), (first_b, _)) =
+        tokio::join!(upsert(&actions, &a, "ubuntu 1\n", true), upsert(&actions, &b, "macos 1\n", true));
+    let (id_a, id_b) = (created_id(&first_a.unwrap()), created_id(&first_b.unwrap()));
+    let ((again_a, _), (again_b, _)) =
+        tokio::join!(upsert(&actions, &a, "ubuntu 2\n", true), upsert(&actions, &b, "macos 2\n", true));
+    for (outcome, id) in [(again_a.unwrap(), id_a), (again_b.unwrap(), id_b)] {
+        assert!(
+            matches!(&outcome, CommentOutcome::Updated { id: u, deleted, .. } if *u == id && deleted.is_empty()),
+            "{outcome:?}"
+        );
+    }
+    assert!(gh.writes().iter().all(|r| r.method != "DELETE"), "neither leg deletes the other's comment");
+    assert_eq!(gh.comments().len(), 2);
+    assert_eq!(gh.comment(id_a).unwrap().body, "<!-- chronik-chaos:report:chaos-chaos-os-ubuntu -->\nubuntu 2\n");
+    assert_eq!(gh.comment(id_b).unwrap().body, "<!-- chronik-chaos:report:chaos-chaos-os-macos -->\nmacos 2\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// GitHub App tokens
+
+#[tokio::test]
+async fn standin_a_github_app_token_finds_its_comment_through_graphql() {
+    let gh = StandIn::start().await;
+    let ours = gh.seed(APP_BOT, &format!("{MARKER}\nold\n"));
+    // Newer comments with the marker by a person and by another bot: neither is ours.
+    let person = gh.seed("mallory", &format!("{MARKER}\nmallory's\n"));
+    let other_bot = gh.seed(ACTIONS_BOT, &format!("{MARKER}\nfrom an older setup\n"));
+    for round in 1..=2 {
+        let (outcome, lines) = upsert(&ctx(&gh, Some(APP)), &fast(), &format!("round {round}\n"), true).await;
+        assert!(matches!(outcome.unwrap(), CommentOutcome::Updated { id, .. } if id == ours), "round {round}");
+        assert!(lines.iter().any(|l| l.contains(&format!("GraphQL names it {APP_BOT}"))), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("2 comment(s)") && l.contains("leaving them alone")), "{lines:?}");
+    }
+    assert_eq!(
+        paths(&gh.writes()),
+        [
+            format!("PATCH /repos/acme/chaos/issues/comments/{ours}"),
+            format!("PATCH /repos/acme/chaos/issues/comments/{ours}")
+        ],
+        "no new comment, nothing else edited"
+    );
+    let graphql: Vec<Recorded> = gh.requests().into_iter().filter(|r| r.path == "/graphql").collect();
+    assert_eq!(graphql.len(), 2, "one viewer query per run, after GET /user was refused");
+    assert!(graphql[0].json()["query"].as_str().unwrap().contains("viewer"));
+    assert_eq!(gh.comment(ours).unwrap().body, format!("{MARKER}\nround 2\n"));
+    assert_eq!(gh.comment(person).unwrap().body, format!("{MARKER}\nmallory's\n"));
+    assert_eq!(gh.comment(other_bot).unwrap().body, format!("{MARKER}\nfrom an older setup\n"));
+}
+
+#[tokio::test]
+async fn standin_an_app_nobody_names_keeps_one_comment_and_never_edits_a_person() {
+    let gh = StandIn::start().await;
+    let first_person = gh.seed("mallory", &format!("{MARKER}\ncopied by hand\n"));
+    // First run: no bot has the marker yet, so a comment is created.
+    let (outcome, lines) = upsert(&ctx(&gh, Some(QUIET_APP)), &fast(), "run 1\n", true).await;
+    let ours = created_id(&outcome.unwrap());
+    assert_eq!(gh.comment(ours).unwrap().login, QUIET_BOT);
+    assert!(
+        lines.iter().any(|l| l.contains("GraphQL does not name it") && l.contains("never a person's")),
+        "{lines:?}"
+    );
+    // A person posts the marker after ours: newer, but not a bot's.
+    let second_person = gh.seed("trudy", &format!("{MARKER}\nnewer, by a person\n"));
+    for run in 2..=3 {
+        let (outcome, lines) = upsert(&ctx(&gh, Some(QUIET_APP)), &fast(), &format!("run {run}\n"), true).await;
+        assert!(matches!(outcome.unwrap(), CommentOutcome::Updated { id, .. } if id == ours), "run {run}");
+        assert!(lines.iter().any(|l| l.contains(&format!("taking {QUIET_BOT}'s comment(s)"))), "{lines:?}");
+    }
+    assert_eq!(gh.comments().len(), 3, "one comment of ours, every run");
+    let touched: Vec<String> = gh.writes().iter().map(|r| r.path.clone()).collect();
+    for person in [first_person, second_person] {
+        assert!(!touched.iter().any(|p| p.ends_with(&format!("/{person}"))), "{touched:?}");
+    }
+    assert_eq!(gh.comment(second_person).unwrap().body, format!("{MARKER}\nnewer, by a person\n"));
+}
+
+#[tokio::test]
+async fn standin_an_unnamed_app_refused_another_bots_comment_creates_its_own() {
+    let gh = StandIn::start().await;
+    let actions_comment = gh.seed(ACTIONS_BOT, &format!("{MARKER}\nby the Actions token\n"));
+    // The newest bot comment is the likeliest ours; GitHub says no.
+    gh.script("PATCH", &format!("/repos/acme/chaos/issues/comments/{actions_comment}"), 403, &[], "Forbidden");
+    let (outcome, lines) = upsert(&ctx(&gh, Some(QUIET_APP)), &fast(), "mine\n", true).await;
+    let ours = created_id(&outcome.unwrap());
+    assert!(lines.iter().any(|l| l.contains("so it is not ours; creating our own")), "{lines:?}");
+    // Next run: ours is now the newest bot comment, and the other bot's is left alone.
+    let (outcome, _) = upsert(&ctx(&gh, Some(QUIET_APP)), &fast(), "mine again\n", true).await;
+    assert!(
+        matches!(outcome.unwrap(), CommentOutcome::Updated { id, ref deleted, .. } if id == ours && deleted.is_empty())
+    );
+    assert_eq!(gh.comment(actions_comment).unwrap().body, format!("{MARKER}\nby the Actions token\n"));
+    assert_eq!(gh.comment(ours).unwrap().body, format!("{MARKER}\nmine again\n"));
+}
+
+#[tokio::test]
+async fn standin_a_given_comment_author_needs_no_identity_lookup() {
+    let gh = StandIn::start().await;
+    let ours = gh.seed(APP_BOT, &format!("{MARKER}\nold\n"));
+    gh.seed(ACTIONS_BOT, &format!("{MARKER}\nnot ours\n"));
+    let cfg = CommentConfig { author: Some(APP_BOT.to_string()), ..fast() };
+    let (outcome, _) = upsert(&ctx(&gh, Some(APP)), &cfg, "new\n", true).await;
+    assert!(matches!(outcome.unwrap(), CommentOutcome::Updated { id, .. } if id == ours));
+    assert_eq!(
+        paths(&gh.requests()),
+        [
+            "GET /repos/acme/chaos/issues/7/comments?per_page=100&page=1".to_string(),
+            format!("PATCH /repos/acme/chaos/issues/comments/{ours}"),
+        ],
+        "no GET /user, no GraphQL"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size: everything added around the report is counted
+
+#[tokio::test]
+async fn standin_a_report_filling_the_room_the_longest_marker_leaves_is_posted_whole() {
+    let gh = StandIn::start().await;
+    let id = "x".repeat(MAX_COMMENT_ID_LEN);
+    let cfg = CommentConfig { comment_id: Some(id.clone()), ..fast() };
+    let room = GITHUB_COMMENT_LIMIT - MAX_ENVELOPE;
+    let line = "| scenario | PASS | 1234 acknowledged |\n";
+    let mut report = line.repeat(room / line.len());
+    report.push_str(&"y".repeat(room - report.len() - 1));
+    report.push('\n');
+    assert_eq!(report.len(), room);
+    let (outcome, _) = upsert(&ctx(&gh, Some(PAT)), &cfg, &report, true).await;
+    created_id(&outcome.unwrap());
+    let posted = gh.writes()[0].json()["body"].as_str().unwrap().to_string();
+    assert_eq!(posted, format!("<!-- chronik-chaos:report:{id} -->\n{report}"), "whole, not cut");
+    assert_eq!(posted.len(), GITHUB_COMMENT_LIMIT, "exactly at GitHub's limit, which the stand-in accepts");
+    // One byte more and the report is cut to keep the marker.
+    let (outcome, _) = upsert(&ctx(&gh, Some(PAT)), &cfg, &format!("z{report}"), true).await;
+    assert!(matches!(outcome.unwrap(), CommentOutcome::Updated { .. }));
+    let posted = gh.writes()[1].json()["body"].as_str().unwrap().to_string();
+    assert!(posted.len() <= GITHUB_COMMENT_LIMIT && posted.ends_with(&notice(room)), "cut with a notice");
+}
+
+/// Results whose full rendering is longer than `above` bytes and at most `at_most`: the all-pass
+/// fixture with more passing scenarios, the last one's description (else name) padded.
+fn results_rendering_between(above: usize, at_most: usize) -> Results {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results-all-pass.json");
+    let mut r = Results::read(&fixture).unwrap();
+    let template = r.scenarios[0].clone();
+    let full = |r: &Results| render_at(r, &RenderOptions::default(), Detail::Full).len();
+    while full(&r) < above - 4_000 {
+        let mut s = template.clone();
+        s.name = format!("extra-{}", r.scenarios.len());
+        r.scenarios.push(s);
+    }
+    type Pad = fn(&mut ScenarioResult, usize);
+    let pads: [Pad; 2] = [
+        |s, n| s.description = format!("padded {}", "x".repeat(n)),
+        |s, n| s.name = format!("padded-{}", "x".repeat(n)),
+    ];
+    for pad in pads {
+        let at = |n: usize| {
+            let mut r = r.clone();
+            pad(r.scenarios.last_mut().unwrap(), n);
+            r
+        };
+        // The shortest padding that passes `above` (the rendering grows with the padding).
+        let (mut lo, mut hi) = (0usize, 8_000usize);
+        if full(&at(hi)) <= above {
+            continue;
+        }
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if full(&at(mid)) > above {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let padded = at(lo);
+        if full(&padded) <= at_most {
+            return padded;
+        }
+    }
+    panic!("no padding renders the results between {above} and {at_most} bytes");
+}
+
+#[tokio::test]
+async fn standin_a_report_near_the_limit_drops_a_detail_level_instead_of_being_cut() {
+    let gh = StandIn::start().await;
+    let cfg = CommentConfig { comment_id: Some("chaos-chaos".into()), ..fast() };
+    let head = "<!-- chronik-chaos:report:chaos-chaos -->\n";
+    // The full rendering fits GitHub's limit on its own, not with the marker before it.
+    let r = results_rendering_between(GITHUB_COMMENT_LIMIT - head.len(), GITHUB_COMMENT_LIMIT);
+    let full = render_at(&r, &RenderOptions::default(), Detail::Full);
+    let cut = compose(head.trim_end(), &full);
+    assert!(cut.ends_with(&notice(GITHUB_COMMENT_LIMIT - head.len())), "fitted to the raw limit, it would be cut");
+    // What the run writes as report.md is chosen against the budget: a shorter level of detail.
+    let out = tempfile::tempdir().unwrap();
+    let rendered = render_all(&r, out.path(), &RenderOptions::default()).unwrap();
+    assert!(rendered.markdown.len() <= REPORT_BUDGET, "{} bytes", rendered.markdown.len());
+    assert_ne!(rendered.markdown, full, "a level of detail was dropped");
+    assert!(!rendered.markdown.contains("This report was cut"));
+    let (outcome, _) = upsert(&ctx(&gh, Some(PAT)), &cfg, &rendered.markdown, true).await;
+    created_id(&outcome.unwrap());
+    let posted = gh.writes()[0].json()["body"].as_str().unwrap().to_string();
+    assert_eq!(posted, format!("{head}{}", rendered.markdown), "posted whole, not cut");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue references from results text
+
+#[tokio::test]
+async fn standin_issue_references_in_results_text_do_not_link() {
+    let gh = StandIn::start().await;
+    let report = "# ❌ Chronik resilience: FAIL\n\n### ❌ fix-#12 — FAIL\n\n- lost writes after acme/chaos#3 (GH-4)\n\
+                  - `#6` in code\n\n````text\nlog line #5\n````\n";
+    let (outcome, _) = upsert(&ctx(&gh, Some(PAT)), &fast(), report, true).await;
+    created_id(&outcome.unwrap());
+    let posted = gh.writes()[0].json()["body"].as_str().unwrap().to_string();
+    let wj = '\u{2060}';
+    assert_eq!(
+        posted,
+        format!(
+            "{MARKER}\n# ❌ Chronik resilience: FAIL\n\n### ❌ fix-#{wj}12 — FAIL\n\n- lost writes after acme/chaos#{wj}3 (GH-{wj}4)\n\
+             - `#6` in code\n\n````text\nlog line #5\n````\n"
+        )
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The composite action: scripts/action-run.sh and action.yml
+
+fn script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/action-run.sh")
+}
+
+/// Runs `scripts/action-run.sh MODE` with only `env` (and PATH, `extra_path` first); returns its
+/// output and what it wrote to GITHUB_OUTPUT, as `name=value` pairs.
+async fn run_script(
+    mode: &str,
+    env: &[(&str, &str)],
+    extra_path: Option<&std::path::Path>,
+) -> (std::process::Output, Vec<(String, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let outputs = dir.path().join("github-output");
+    let mut path = std::env::var("PATH").unwrap_or_default();
+    if let Some(p) = extra_path {
+        path = format!("{}:{path}", p.display());
+    }
+    let mut cmd = std::process::Command::new("bash");
+    cmd.env_clear().arg(script()).arg(mode).env("PATH", path).env("GITHUB_OUTPUT", &outputs);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    let written = std::fs::read_to_string(&outputs).unwrap_or_default();
+    let pairs =
+        written.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    (out, pairs)
+}
+
+fn output_value(pairs: &[(String, String)], name: &str) -> String {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no output {name}: {pairs:?}"))
+}
+
+/// The comment id and artifact name the action derives for a job.
+async fn derived_names(workflow: &str, job: &str, matrix: &str, index: &str, total: &str) -> (String, String) {
+    let env = [
+        ("GITHUB_WORKFLOW", workflow),
+        ("GITHUB_JOB", job),
+        ("CHAOS_MATRIX", matrix),
+        ("CHAOS_JOB_INDEX", index),
+        ("CHAOS_JOB_TOTAL", total),
+    ];
+    let (out, pairs) = run_script("names", &env, None).await;
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let names = (output_value(&pairs, "comment-id"), output_value(&pairs, "artifact-name"));
+    assert!(comment::valid_comment_id(&names.0), "{names:?}");
+    assert!(names.1.len() <= 64 && !names.1.contains(['/', '\\', ':', '"', '<', '>', '|', '*', '?']), "{names:?}");
+    names
+}
+
+#[tokio::test]
+async fn action_names_are_unique_per_workflow_job_and_matrix_leg() {
+    let leg = |chronik: &str| format!("{{\n  \"os\": \"ubuntu-24.04\",\n  \"chronik\": \"{chronik}\"\n}}");
+    assert_eq!(
+        derived_names("chaos", "chaos", "null", "0", "1").await,
+        ("chaos-chaos".to_string(), "chronik-chaos-chaos".to_string())
+    );
+    let (a, b) = (leg("v2.10.4"), leg("v2.11.0"));
+    assert_eq!(
+        derived_names("chaos", "chaos", &a, "0", "2").await,
+        (
+            "chaos-chaos-os-ubuntu-24.04-chronik-v2.10.4".to_string(),
+            "chronik-chaos-chaos-os-ubuntu-24.04-chronik-v2.10.4".to_string()
+        )
+    );
+    assert_ne!(
+        derived_names("chaos", "chaos", &a, "0", "2").await,
+        derived_names("chaos", "chaos", &b, "1", "2").await
+    );
+    // Two workflows with a job of the same name: different comments (artifacts belong to one run).
+    assert_eq!(derived_names("Chaos / nightly", "chaos", "null", "0", "1").await.0, "Chaos-nightly-chaos");
+    // No matrix values to read, but several legs: the index.
+    assert_eq!(derived_names("chaos", "chaos", "", "2", "3").await.0, "chaos-chaos-leg-2");
+    // Long names are cut to 64 with a hash of the whole, so they stay apart.
+    let long = |end: &str| format!("{{\"scenario\": \"{}{end}\"}}", "kill-leader-".repeat(8));
+    let (x, y) = (
+        derived_names("chaos", "chaos", &long("a"), "0", "2").await,
+        derived_names("chaos", "chaos", &long("b"), "1", "2").await,
+    );
+    assert!(x.0.len() <= 64 && x.1.len() <= 64, "{x:?}");
+    assert_ne!(x.0, y.0);
+    assert_ne!(x.1, y.1);
+}
+
+#[tokio::test]
+async fn action_names_given_are_kept_and_bad_ones_stop_before_the_build() {
+    let env = [
+        ("GITHUB_WORKFLOW", "chaos"),
+        ("GITHUB_JOB", "chaos"),
+        ("CHAOS_COMMENT_ID", "linux"),
+        ("CHAOS_ARTIFACT_NAME", "mine"),
+    ];
+    let (out, pairs) = run_script("names", &env, None).await;
+    assert!(out.status.success());
+    assert_eq!(
+        (output_value(&pairs, "comment-id"), output_value(&pairs, "artifact-name")),
+        ("linux".into(), "mine".into())
+    );
+    for (k, v, says) in [
+        ("CHAOS_COMMENT_ID", "two words", "comment-id must be"),
+        ("CHAOS_COMMENT_ID", &"x".repeat(65)[..], "comment-id must be"),
+        ("CHAOS_COMMENT", "sometimes", "comment must be always, on-failure or never"),
+    ] {
+        let (out, _) = run_script("names", &[("GITHUB_JOB", "chaos"), (k, v)], None).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{k}={v}: {stdout}");
+        assert!(stdout.contains("::error title=chronik-chaos::") && stdout.contains(says), "{stdout}");
+    }
+}
+
+#[tokio::test]
+async fn action_run_step_gives_no_token_to_the_build_and_never_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    // A `cargo` that records its environment and arguments, then fails as a FAILed run does.
+    let fake = dir.path().join("bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let seen = dir.path().join("seen");
+    std::fs::write(
+        fake.join("cargo"),
+        format!("#!/usr/bin/env bash\nenv > '{0}.env'\nprintf '%s\\n' \"$@\" > '{0}.args'\nexit 1\n", seen.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(fake.join("cargo")).status().unwrap();
+    let action = dir.path().join("action");
+    std::fs::create_dir_all(&action).unwrap();
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let (summary, github_env, github_path) = (file("summary.md"), file("env"), file("path"));
+    let env = [
+        ("GITHUB_ACTION_PATH", action.to_str().unwrap()),
+        ("GITHUB_WORKSPACE", dir.path().to_str().unwrap()),
+        ("CHAOS_OUT", "out"),
+        ("CHAOS_CHRONIK_BIN", "chronik-server"),
+        ("GITHUB_TOKEN", "secret-token-1"),
+        ("GH_TOKEN", "secret-token-2"),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "secret-token-3"),
+        ("GITHUB_STEP_SUMMARY", &summary),
+        ("GITHUB_ENV", &github_env),
+        ("GITHUB_PATH", &github_path),
+    ];
+    let (out, pairs) = run_script("run", &env, Some(&fake)).await;
+    assert_eq!(out.status.code(), Some(1), "the run's own exit code: {}", String::from_utf8_lossy(&out.stderr));
+    let cargo_env = std::fs::read_to_string(seen.with_extension("env")).unwrap();
+    assert!(!cargo_env.contains("secret-token"), "a token reached the build: {cargo_env}");
+    for gone in ["GITHUB_STEP_SUMMARY=", "GITHUB_ENV=", "GITHUB_PATH="] {
+        assert!(!cargo_env.contains(gone), "{gone} reached the build");
+    }
+    assert!(cargo_env.contains("GITHUB_OUTPUT="), "the harness writes the step's outputs");
+    let args = std::fs::read_to_string(seen.with_extension("args")).unwrap();
+    assert!(args.contains("--comment\nnever\n"), "{args}");
+    assert_eq!(output_value(&pairs, "out-dir"), dir.path().join("out").display().to_string());
+}
+
+#[tokio::test]
+async fn action_yml_gives_the_token_to_the_publish_step_only() {
+    let action = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
+    let steps = action.split_once("\n  steps:\n").expect("runs.steps").1;
+    let steps: Vec<&str> = steps.split("\n    - ").skip(1).collect();
+    let with_token: Vec<&str> = steps.iter().copied().filter(|s| s.contains("inputs.github-token")).collect();
+    assert_eq!(with_token.len(), 1, "{with_token:?}");
+    assert!(with_token[0].contains("action-run.sh\" publish"), "{}", with_token[0]);
+    let run = steps.iter().position(|s| s.contains("action-run.sh\" run")).expect("the run step");
+    let publish = steps.iter().position(|s| s.contains("action-run.sh\" publish")).unwrap();
+    assert!(run < publish, "the publish step comes after the run");
+    assert!(!steps[run].contains("GITHUB_TOKEN") && !steps[run].contains("CHAOS_COMMENT"), "{}", steps[run]);
+    assert!(steps[publish].contains("!cancelled()"), "it publishes a failing run too");
+}
+
+/// The environment of the publish step for pull request 7 of acme/chaos on `gh`.
+fn publish_env<'a>(
+    gh_url: &'a str,
+    event: &'a str,
+    summary: &'a str,
+    out: &'a str,
+    id: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("GITHUB_TOKEN", ACTIONS),
+        ("GITHUB_REPOSITORY", "acme/chaos"),
+        ("GITHUB_API_URL", gh_url),
+        ("GITHUB_EVENT_PATH", event),
+        ("GITHUB_EVENT_NAME", "pull_request"),
+        ("GITHUB_STEP_SUMMARY", summary),
+        ("CHAOS_OUT", out),
+        ("CHAOS_HARNESS", env!("CARGO_BIN_EXE_chronik-chaos")),
+        ("CHAOS_COMMENT_ID", id),
+        ("CHAOS_VERDICT", "FAIL"),
+    ]
+}
+
+#[tokio::test]
+async fn action_publish_step_keeps_one_comment_per_leg_and_writes_the_job_summary() {
+    let gh = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        json!({ "pull_request": { "number": 7 }, "repository": { "full_name": "acme/chaos" } }).to_string(),
+    )
+    .unwrap();
+    let (url, event) = (gh.url(), event.to_str().unwrap().to_string());
+    let legs = [r#"{"chronik": "v2.10.4"}"#, r#"{"chronik": "v2.11.0"}"#];
+    let mut ids = Vec::new();
+    for (i, matrix) in legs.iter().enumerate() {
+        ids.push(derived_names("chaos", "chaos", matrix, &i.to_string(), "2").await.0);
+    }
+    for round in 1..=2 {
+        for (leg, id) in ids.iter().enumerate() {
+            let out = dir.path().join(format!("out-{leg}"));
+            std::fs::create_dir_all(&out).unwrap();
+            std::fs::write(out.join("report.md"), format!("# leg {leg} round {round}: lost writes, see #12\n"))
+                .unwrap();
+            let summary = dir.path().join(format!("summary-{leg}-{round}.md"));
+            let env = publish_env(&url, &event, summary.to_str().unwrap(), out.to_str().unwrap(), id);
+            let (run, _) = run_script("publish", &env, None).await;
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+            assert!(stdout.contains(if round == 1 { "created" } else { "updated" }), "{stdout}");
+            assert_eq!(
+                std::fs::read_to_string(&summary).unwrap(),
+                format!("# leg {leg} round {round}: lost writes, see #\u{2060}12\n\n"),
+                "the job summary holds the report, written by this step"
+            );
+        }
+    }
+    let mut bodies: Vec<String> = gh.comments().into_iter().map(|c| c.body).collect();
+    bodies.sort();
+    let mut expected: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(leg, id)| {
+            format!("<!-- chronik-chaos:report:{id} -->\n# leg {leg} round 2: lost writes, see #\u{2060}12\n")
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(bodies, expected, "one comment per leg, each updated by its own leg");
+    assert!(gh.writes().iter().all(|r| r.method != "DELETE"));
+}
+
+#[tokio::test]
+async fn action_publish_step_warns_and_passes_when_github_refuses_or_there_is_no_report() {
+    let gh = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let summary = dir.path().join("summary.md");
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, json!({ "pull_request": { "number": 7 } }).to_string()).unwrap();
+    let url = gh.url();
+    let (out_s, summary_s, event_s) =
+        (out.to_str().unwrap().to_string(), summary.to_str().unwrap().to_string(), event.to_str().unwrap().to_string());
+    // No report.md: the run stopped early.
+    let (run, _) = run_script("publish", &publish_env(&url, &event_s, &summary_s, &out_s, "chaos-chaos"), None).await;
+    assert!(run.status.success());
+    assert!(String::from_utf8_lossy(&run.stdout).contains("::notice title=chronik-chaos::no report.md"));
+    assert!(gh.requests().is_empty() && !summary.exists());
+    // A rejected token: an error for the command, a warning for the step. The harness is
+    // found where `cargo xtask` builds it in the action's checkout.
+    std::fs::write(out.join("report.md"), "# report\n").unwrap();
+    let action = dir.path().join("action");
+    std::fs::create_dir_all(action.join("target/debug")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_chronik-chaos"), action.join("target/debug/chronik-chaos")).unwrap();
+    let action_s = action.to_str().unwrap().to_string();
+    let mut env = publish_env(&url, &event_s, &summary_s, &out_s, "chaos-chaos");
+    env.retain(|(k, _)| !matches!(*k, "GITHUB_TOKEN" | "CHAOS_HARNESS"));
+    env.push(("GITHUB_TOKEN", "expired-token"));
+    env.push(("GITHUB_ACTION_PATH", &action_s));
+    let (run, _) = run_script("publish", &env, None).await;
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    assert!(stdout.contains("::warning title=chronik-chaos PR comment::"), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("GitHub rejected the token (401"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), "# report\n\n", "the job summary is written first");
 }
 
 /// Runs the `chronik-chaos` binary with only `env` set; returns its output.
@@ -694,7 +1245,7 @@ async fn github_live_upserts_one_comment_on_a_real_pull_request() {
         fork: false,
         event_name: None,
     };
-    let cfg = CommentConfig { marker_id: Some("live-test".into()), ..CommentConfig::default() };
+    let cfg = CommentConfig { comment_id: Some("live-test".into()), ..CommentConfig::default() };
     let (first, _) = upsert(&ctx, &cfg, "chronik-chaos live test: first write\n", true).await;
     let first = match first.unwrap() {
         CommentOutcome::Created { id, .. } | CommentOutcome::Updated { id, .. } => id,

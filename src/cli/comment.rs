@@ -1,5 +1,6 @@
 //! `chronik-chaos comment`: posts the Markdown report as the pull request's sticky comment, or
-//! says why it did not and puts the report in the job summary instead.
+//! says why it did not and puts the report in the job summary instead (or always, with
+//! `--summary always`, as the composite action's publish step asks).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,10 +16,14 @@ use crate::report::escape::workflow_data;
 
 const AFTER_HELP: &str = "\
 Which comment is ours: the one carrying the hidden marker <!-- chronik-chaos:report --> (or
-<!-- chronik-chaos:report:ID --> with --marker-id) whose author is the token's identity (GET /user;
-github-actions[bot] for an Actions GITHUB_TOKEN, which cannot call it; or --author). The newest is
-edited in place (PATCH), older ones we own are deleted, and comments by anyone else are never
-touched. Bodies are cut to GitHub's 65,536-character limit with a notice.
+<!-- chronik-chaos:report:ID --> with --comment-id, one per job of a matrix) whose author is
+--comment-author, else the token's identity: GET /user for a personal token; GraphQL's viewer for
+an installation token (an Actions GITHUB_TOKEN or a GitHub App's), which cannot call /user; else
+the bot (type Bot, login ending in [bot]) whose comment with the marker is newest, never a person.
+The newest is edited in place (PATCH), older ones we own are deleted, and comments by anyone else
+are never touched. #123, owner/repo#123 and GH-123 outside code are kept from linking (an invisible
+word joiner after # or GH-). The marker and the report together stay within GitHub's 65,536-character
+limit; a longer report is cut at a line boundary with a notice.
 
 Not an error (exit 0, with a ::notice:: saying why): no token, no pull request, a fork pull request,
 or a token GitHub refuses to let write (403 \"Resource not accessible by integration\", 404). Fork
@@ -30,6 +35,18 @@ Rate limits (429, 403 secondary limits) and server errors are retried with expon
 honouring Retry-After and x-ratelimit-reset. Needs `permissions: pull-requests: write`.
 
 Exit codes: 0 commented or skipped, 2 bad flags, unreadable report, or a GitHub error after retries.";
+
+/// When the report goes to the job summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Summary {
+    /// When the comment was skipped for a reason that leaves the report unseen (no token, not
+    /// writable, fork pull request), not for `--mode never` or a passing `on-failure` run.
+    OnSkip,
+    /// Every time, before the comment is attempted.
+    Always,
+    /// Never.
+    Never,
+}
 
 /// Posts the Markdown report as the pull request's sticky comment (created once, then edited).
 #[derive(Debug, clap::Args)]
@@ -65,17 +82,22 @@ pub struct CommentArgs {
     /// The event's name; on `pull_request_target` a fork's pull request gets a token that can write.
     #[arg(long, env = "GITHUB_EVENT_NAME", value_name = "NAME")]
     pub event_name: Option<String>,
-    /// Own a separate comment per ID (e.g. one per job): marker <!-- chronik-chaos:report:ID -->.
-    #[arg(long, value_name = "ID")]
-    pub marker_id: Option<String>,
-    /// The login whose comments are ours (default: GET /user, else github-actions[bot]); set it
-    /// for a GitHub App's token, e.g. my-app[bot].
-    #[arg(long, value_name = "LOGIN")]
+    /// Own a separate comment per ID (e.g. one per job of a matrix): marker
+    /// <!-- chronik-chaos:report:ID -->; 1 to 64 ASCII letters, digits, `.`, `_`, `-`.
+    #[arg(long = "comment-id", visible_alias = "marker-id", value_name = "ID")]
+    pub comment_id: Option<String>,
+    /// The login whose comments are ours, e.g. my-app[bot] (default: the token's identity from
+    /// GET /user or GraphQL, else the bot whose comment with the marker is newest).
+    #[arg(long = "comment-author", visible_alias = "author", value_name = "LOGIN")]
     pub author: Option<String>,
-    /// Where to append the report when the comment is skipped (the job summary).
+    /// Where to append the report as the job summary.
     // A string for the same reason as --event-path.
     #[arg(long, env = "GITHUB_STEP_SUMMARY", value_name = "FILE")]
     pub step_summary: Option<String>,
+    /// When to append the report to --step-summary: on-skip (when no comment carries it),
+    /// always, never.
+    #[arg(long, value_enum, default_value_t = Summary::OnSkip)]
+    pub summary: Summary,
     /// Attempts per request before giving up on rate limits and server errors.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub attempts: u32,
@@ -98,7 +120,7 @@ pub async fn run(args: CommentArgs) -> anyhow::Result<ExitCode> {
     let defaults = RetryPolicy::default();
     let cfg = CommentConfig {
         mode: args.mode,
-        marker_id: args.marker_id.clone(),
+        comment_id: args.comment_id.clone(),
         author: args.author.clone(),
         retry: RetryPolicy {
             max_attempts: args.attempts.max(1),
@@ -108,8 +130,9 @@ pub async fn run(args: CommentArgs) -> anyhow::Result<ExitCode> {
             ..defaults
         },
     };
-    let summary = args.step_summary.as_deref().filter(|p| !p.is_empty()).map(Path::new);
-    post(&ctx, &cfg, &report, args.failed, summary).await?;
+    let step_summary = args.step_summary.as_deref().filter(|p| !p.is_empty()).map(Path::new);
+    let step_summary = if args.summary == Summary::Never { None } else { step_summary };
+    post_with_summary(&ctx, &cfg, &report, args.failed, step_summary, args.summary).await?;
     Ok(ExitCode::from(EXIT_OK))
 }
 
@@ -122,6 +145,26 @@ pub(super) async fn post(
     failed: bool,
     step_summary: Option<&Path>,
 ) -> anyhow::Result<()> {
+    post_with_summary(ctx, cfg, report, failed, step_summary, Summary::OnSkip).await
+}
+
+/// [`post`], with `summary` saying when the report goes to `step_summary`. With
+/// [`Summary::Always`] it is written first, so a GitHub error afterwards still leaves it.
+async fn post_with_summary(
+    ctx: &GithubContext,
+    cfg: &CommentConfig,
+    report: &str,
+    failed: bool,
+    step_summary: Option<&Path>,
+    summary: Summary,
+) -> anyhow::Result<()> {
+    let summary_written = match (summary, step_summary) {
+        (Summary::Always, Some(path)) => {
+            write_summary(path, report)?;
+            true
+        }
+        _ => false,
+    };
     match comment::upsert(ctx, cfg, report, failed, &|line| println!("{line}")).await? {
         CommentOutcome::Created { id, url, deleted } => {
             println!("comment {id} created: {}{}", url.unwrap_or_default(), deleted_note(&deleted));
@@ -129,8 +172,19 @@ pub(super) async fn post(
         CommentOutcome::Updated { id, url, deleted } => {
             println!("comment {id} updated: {}{}", url.unwrap_or_default(), deleted_note(&deleted));
         }
-        CommentOutcome::Skipped { reason } => skipped(&reason, report, step_summary)?,
+        CommentOutcome::Skipped { reason } => {
+            let fallback = if summary_written || summary == Summary::Never { None } else { step_summary };
+            skipped(&reason, report, fallback, summary_written)?;
+        }
     }
+    Ok(())
+}
+
+/// Appends the report, its issue references neutralised as in the comment, to the job summary.
+fn write_summary(path: &Path, report: &str) -> anyhow::Result<()> {
+    let n = append_step_summary(path, &comment::neutralise_references(report))
+        .with_context(|| format!("cannot write the job summary {} (GITHUB_STEP_SUMMARY)", path.display()))?;
+    println!("job summary: {n} bytes appended to {}", path.display());
     Ok(())
 }
 
@@ -143,16 +197,17 @@ fn deleted_note(deleted: &[u64]) -> String {
 }
 
 /// Says why nothing was posted; when the report reached no pull request, appends it to the job
-/// summary so it still reaches people.
-fn skipped(reason: &SkipReason, report: &str, step_summary: Option<&Path>) -> anyhow::Result<()> {
+/// summary (unless `in_summary`: it is there already) so it still reaches people.
+fn skipped(reason: &SkipReason, report: &str, step_summary: Option<&Path>, in_summary: bool) -> anyhow::Result<()> {
     if !reason.needs_fallback() {
         println!("{reason}");
         return Ok(());
     }
     let mut notice = reason.to_string();
     if let Some(path) = step_summary {
-        append_step_summary(path, report)
-            .with_context(|| format!("cannot write the job summary {} (GITHUB_STEP_SUMMARY)", path.display()))?;
+        write_summary(path, report)?;
+    }
+    if in_summary || step_summary.is_some() {
         notice.push_str("; the report is in the job summary");
     }
     println!("::notice::{}", workflow_data(&notice));

@@ -1,6 +1,8 @@
-//! The sticky pull-request comment: one comment per marker, owned by the token's identity,
-//! created or updated in place (older duplicates it owns deleted), retried on rate limits and
-//! server errors, and skipped (never an error) where the token cannot write.
+//! The sticky pull-request comment: one comment per marker (one per comment id, so that each job
+//! of a matrix keeps its own), owned by the token's identity, created or updated in place (older
+//! duplicates it owns deleted), retried on rate limits and server errors, and skipped (never an
+//! error) where the token cannot write. The body is the marker line and the report with issue
+//! references neutralised, fitted so that the whole stays within GitHub's limit.
 //!
 //! Requests go through octocrab's raw `_get`/`_post`/`_patch`/`_delete`, which return the
 //! `http::Response`: octocrab adds the token and the base URI, and this module sees every
@@ -21,8 +23,24 @@ use serde_json::{json, Value};
 use super::{GithubContext, Repo, Token};
 use crate::report::fit::{fit_markdown, GITHUB_COMMENT_LIMIT};
 
-/// The login that owns comments made with an Actions `GITHUB_TOKEN`, which cannot call `GET /user`.
+/// The login that owns comments made with an Actions `GITHUB_TOKEN`.
 pub const ACTIONS_BOT: &str = "github-actions[bot]";
+
+/// The longest comment id (`--comment-id`), so that the marker line has a bound.
+pub const MAX_COMMENT_ID_LEN: usize = 64;
+const MARKER_OPEN: &str = "<!-- chronik-chaos:report";
+const MARKER_CLOSE: &str = " -->";
+/// The most the comment adds around the report: the marker line with the longest comment id
+/// (`<!-- chronik-chaos:report:ID -->` and a newline). A report of at most
+/// `GITHUB_COMMENT_LIMIT - MAX_ENVELOPE` bytes (and with no issue reference to neutralise) is
+/// posted whole under any marker; the renderer's `report::fit::REPORT_BUDGET` stays below that,
+/// so a report that is too long drops a level of detail instead of being cut here.
+pub const MAX_ENVELOPE: usize = MARKER_OPEN.len() + 1 + MAX_COMMENT_ID_LEN + MARKER_CLOSE.len() + 1;
+// The renderer chooses the report's level of detail against its budget: it must leave room.
+const _: () = assert!(crate::report::fit::REPORT_BUDGET + MAX_ENVELOPE <= GITHUB_COMMENT_LIMIT);
+/// Inserted after `#` or `GH-` before digits so that GitHub does not link an issue (the same
+/// character `report::escape::md` puts after `@`).
+const WORD_JOINER: char = '\u{2060}';
 
 /// When to comment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,17 +58,18 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct CommentConfig {
     pub mode: Mode,
-    /// Suffix of the hidden marker, so that several jobs can each own one comment.
-    pub marker_id: Option<String>,
-    /// The login whose comments are ours. `None`: `GET /user`, or [`ACTIONS_BOT`] when the token
-    /// cannot call it.
+    /// The comment id: the suffix of the hidden marker, so that several jobs (a matrix, two
+    /// workflows) each own one comment. `None`: the plain marker `<!-- chronik-chaos:report -->`.
+    pub comment_id: Option<String>,
+    /// The login whose comments are ours. `None`: the token's identity (`GET /user`, else
+    /// GraphQL's `viewer`), else the bot whose marked comment is newest (never a person).
     pub author: Option<String>,
     pub retry: RetryPolicy,
 }
 
 impl Default for CommentConfig {
     fn default() -> Self {
-        CommentConfig { mode: Mode::Always, marker_id: None, author: None, retry: RetryPolicy::default() }
+        CommentConfig { mode: Mode::Always, comment_id: None, author: None, retry: RetryPolicy::default() }
     }
 }
 
@@ -160,8 +179,8 @@ impl fmt::Display for SkipReason {
 pub enum CommentError {
     #[error("no repository to comment in: set GITHUB_REPOSITORY or pass --repo owner/name")]
     NoRepository,
-    #[error("--marker-id `{0}` may hold only ASCII letters, digits, `.`, `_` and `-`")]
-    MarkerId(String),
+    #[error("comment id `{0}` (--comment-id) must be 1 to 64 ASCII letters, digits, `.`, `_` or `-`")]
+    CommentId(String),
     #[error("cannot set up the GitHub client for {api_url}: {message}")]
     Client { api_url: String, message: String },
     #[error("{what}: GitHub rejected the token ({status} {message}); check GITHUB_TOKEN or --token")]
@@ -180,32 +199,126 @@ pub enum CommentError {
     Response { what: String, message: String },
 }
 
-/// The hidden marker that identifies our comment, `<!-- chronik-chaos:report -->` or, with an id,
-/// `<!-- chronik-chaos:report:ID -->`.
-pub fn marker(marker_id: Option<&str>) -> Result<String, CommentError> {
-    match marker_id {
-        None => Ok("<!-- chronik-chaos:report -->".to_string()),
-        Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) => {
-            Ok(format!("<!-- chronik-chaos:report:{id} -->"))
-        }
-        Some(id) => Err(CommentError::MarkerId(id.to_string())),
+/// Whether `id` can be a comment id: 1 to [`MAX_COMMENT_ID_LEN`] ASCII letters, digits, `.`, `_`, `-`.
+pub fn valid_comment_id(id: &str) -> bool {
+    (1..=MAX_COMMENT_ID_LEN).contains(&id.len())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The hidden marker that identifies our comment, `<!-- chronik-chaos:report -->` or, with a
+/// comment id, `<!-- chronik-chaos:report:ID -->`.
+pub fn marker(comment_id: Option<&str>) -> Result<String, CommentError> {
+    match comment_id {
+        None => Ok(format!("{MARKER_OPEN}{MARKER_CLOSE}")),
+        Some(id) if valid_comment_id(id) => Ok(format!("{MARKER_OPEN}:{id}{MARKER_CLOSE}")),
+        Some(id) => Err(CommentError::CommentId(id.to_string())),
     }
 }
 
-/// The comment body: the marker on its own line, then the report fitted so that the whole is at
-/// most [`GITHUB_COMMENT_LIMIT`] bytes.
+/// The comment body: the marker on its own line, then the report with its issue references
+/// neutralised ([`neutralise_references`]), fitted so that the whole is at most
+/// [`GITHUB_COMMENT_LIMIT`] bytes. Everything added is counted before fitting (see
+/// [`MAX_ENVELOPE`]); what does not fit is cut at a line boundary with a notice.
 pub fn compose(marker: &str, report: &str) -> String {
     let head = format!("{marker}\n");
-    let fitted = fit_markdown(report, GITHUB_COMMENT_LIMIT - head.len());
+    let body = neutralise_references(report);
+    let fitted = fit_markdown(&body, GITHUB_COMMENT_LIMIT.saturating_sub(head.len()));
     head + &fitted
+}
+
+/// Keeps GitHub from turning `#123`, `owner/repo#123` and `GH-123` into links and
+/// cross-references (a "mentioned this" entry on every issue a scenario name or reason
+/// happens to name): a word joiner (U+2060, invisible) goes between `#` or `GH-` and the
+/// digits. Code spans and fenced code blocks are left alone (GitHub links nothing there), as are
+/// numeric character references (`&#35;`). Idempotent. The report's own markup has no such
+/// references, so only text from the results is changed.
+pub fn neutralise_references(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // The open fence's character and length.
+    let mut fence: Option<(u8, usize)> = None;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start_matches(' ');
+        let run = |c: u8| trimmed.bytes().take_while(|&b| b == c).count();
+        match fence {
+            Some((c, n)) => {
+                let r = run(c);
+                if r >= n && trimmed[r..].trim().is_empty() {
+                    fence = None;
+                }
+                out.push_str(line);
+            }
+            None => {
+                fence = [b'`', b'~'].into_iter().map(|c| (c, run(c))).find(|&(_, n)| n >= 3);
+                if fence.is_some() {
+                    out.push_str(line);
+                } else {
+                    neutralise_line(line, &mut out);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One line outside fenced code: copies `line` to `out` with references neutralised, skipping
+/// code spans.
+fn neutralise_line(line: &str, out: &mut String) {
+    let b = line.as_bytes();
+    let run_at = |i: usize| b[i..].iter().take_while(|&&c| c == b'`').count();
+    let digit_at = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let (mut i, mut copied) = (0usize, 0usize);
+    while i < b.len() {
+        match b[i] {
+            // An escaped backtick opens no code span (an escaped `#` still renders as `#`).
+            b'\\' if matches!(b.get(i + 1), Some(b'`' | b'\\')) => i += 2,
+            b'`' => {
+                // A code span runs to the next run of as many backticks; without one, the run is text.
+                let n = run_at(i);
+                let mut j = i + n;
+                let mut end = i + n;
+                while j < b.len() {
+                    if b[j] == b'`' {
+                        let m = run_at(j);
+                        if m == n {
+                            end = j + m;
+                            break;
+                        }
+                        j += m;
+                    } else {
+                        j += 1;
+                    }
+                }
+                i = end;
+            }
+            b'#' if digit_at(i + 1) && (i == 0 || b[i - 1] != b'&') => {
+                out.push_str(&line[copied..=i]);
+                out.push(WORD_JOINER);
+                copied = i + 1;
+                i += 1;
+            }
+            b'-' if digit_at(i + 1)
+                && i >= 2
+                && b[i - 2..i].eq_ignore_ascii_case(b"gh")
+                && (i == 2 || !b[i - 3].is_ascii_alphanumeric()) =>
+            {
+                out.push_str(&line[copied..=i]);
+                out.push(WORD_JOINER);
+                copied = i + 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&line[copied..]);
 }
 
 /// Posts `report` as the pull request's sticky comment, or edits the one we already own.
 ///
 /// Skips (returning [`CommentOutcome::Skipped`], sending nothing) under `--mode never`, without
 /// a token, outside a pull request, and on fork pull requests; skips after GitHub refuses a
-/// write (403 without a rate limit, 404). Comments carrying the marker by anyone but `author`
-/// are never edited or deleted. `progress` receives one line per retry and per notable step.
+/// write (403 without a rate limit, 404). Which comments are ours: [`Owner`]; a comment carrying
+/// the marker by anyone else is never edited or deleted, and without a known login no comment
+/// by a person is. `progress` receives one line per retry and per notable step.
 pub async fn upsert(
     ctx: &GithubContext,
     cfg: &CommentConfig,
@@ -213,7 +326,7 @@ pub async fn upsert(
     run_failed: bool,
     progress: &dyn Fn(&str),
 ) -> Result<CommentOutcome, CommentError> {
-    let marker = marker(cfg.marker_id.as_deref())?;
+    let marker = marker(cfg.comment_id.as_deref())?;
     let skip = |reason| Ok(CommentOutcome::Skipped { reason });
     if cfg.mode == Mode::Never {
         return skip(SkipReason::Disabled);
@@ -226,11 +339,11 @@ pub async fn upsert(
     let repo = ctx.repo.as_ref().ok_or(CommentError::NoRepository)?;
     let body = compose(&marker, report);
     let api = Api::new(ctx, token, &cfg.retry, progress)?;
-    let author = match &cfg.author {
-        Some(a) => a.clone(),
+    let owner = match cfg.author.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        Some(a) => Owner::Login(a.to_string()),
         None => api.identity().await?,
     };
-    let own = match api.own_comments(repo, pr, &marker, &author).await? {
+    let own = match api.own_comments(repo, pr, &marker, &owner).await? {
         Ok(own) => own,
         Err(reason) => return skip(reason),
     };
@@ -238,7 +351,7 @@ pub async fn upsert(
         if cfg.mode == Mode::OnFailure && !run_failed {
             return skip(SkipReason::PassedWithoutComment);
         }
-        return api.create(repo, pr, &body, &marker, &author).await;
+        return api.create(repo, pr, &body, &marker, &owner).await;
     };
     let what = format!("update comment {} on {repo}#{pr}", newest.id);
     let path = format!("/repos/{}/{}/issues/comments/{}", repo.owner, repo.name, newest.id);
@@ -247,13 +360,40 @@ pub async fn upsert(
         s if s.is_success() => answer.comment(&what)?,
         StatusCode::NOT_FOUND => {
             progress(&format!("comment {} is gone (deleted meanwhile); creating a new one", newest.id));
-            return api.create(repo, pr, &body, &marker, &author).await;
+            return api.create(repo, pr, &body, &marker, &owner).await;
+        }
+        // The bot was only the likeliest owner, and GitHub says the token is not it.
+        StatusCode::FORBIDDEN if owner == Owner::SomeBot => {
+            progress(&format!(
+                "github: the token may not edit comment {} ({} {}), so it is not ours; creating our own",
+                newest.id,
+                answer.status.as_u16(),
+                answer.message()
+            ));
+            return api.create(repo, pr, &body, &marker, &owner).await;
         }
         StatusCode::FORBIDDEN => return skip(answer.refused(&what)),
         _ => return Err(answer.error(&what)),
     };
     let deleted = api.delete_all(repo, older).await;
     Ok(CommentOutcome::Updated { id: written.id, url: written.html_url, deleted })
+}
+
+/// Whose comments carrying the marker are ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owner {
+    /// This login's (case-insensitive): `--comment-author`, or the token's identity from
+    /// `GET /user` or GraphQL's `viewer`.
+    Login(String),
+    /// The token is an installation token whose login GitHub would not tell: the bot (user type
+    /// `Bot`, login ending in `[bot]`) whose comment carrying the marker is newest. Never a
+    /// person: a person's login cannot end in `[bot]`.
+    SomeBot,
+}
+
+/// Whether `user` is a bot account: type `Bot` and a login ending in `[bot]`.
+fn is_bot(user: &User) -> bool {
+    user.kind.as_deref() == Some("Bot") && user.login.ends_with("[bot]")
 }
 
 /// One issue comment, as the REST API lists it.
@@ -271,6 +411,9 @@ struct Comment {
 #[derive(Debug, Clone, Deserialize)]
 struct User {
     login: String,
+    /// `User`, `Bot` or `Organization`.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
 }
 
 /// A response, read whole.
@@ -377,9 +520,22 @@ fn chain(err: &dyn std::error::Error) -> String {
     s
 }
 
-/// The REST calls the comment needs, each with retries.
+/// Where GitHub's GraphQL endpoint is, as (base URI, path), given the REST API's base URL:
+/// `https://api.github.com/graphql`; GitHub Enterprise Server's `https://HOST/api/v3` has it at
+/// `https://HOST/api/graphql`. octocrab joins every path to its base URI's path, hence the pair.
+fn graphql_endpoint(api_url: &str) -> (String, &'static str) {
+    match api_url.strip_suffix("/api/v3") {
+        Some(host) => (host.to_string(), "/api/graphql"),
+        None => (api_url.to_string(), "/graphql"),
+    }
+}
+
+/// The REST calls the comment needs (and one GraphQL query), each with retries.
 struct Api<'a> {
     client: Octocrab,
+    /// For GraphQL, whose path is not under the REST base on GitHub Enterprise Server.
+    graphql: Octocrab,
+    graphql_path: &'static str,
     policy: &'a RetryPolicy,
     progress: &'a dyn Fn(&str),
 }
@@ -392,22 +548,38 @@ impl<'a> Api<'a> {
         progress: &'a dyn Fn(&str),
     ) -> Result<Api<'a>, CommentError> {
         let failed = |e: octocrab::Error| CommentError::Client { api_url: ctx.api_url.clone(), message: chain(&e) };
-        let client = Octocrab::builder()
-            .base_uri(ctx.api_url.as_str())
-            .map_err(failed)?
-            .personal_token(token.expose().to_string())
-            .build()
-            .map_err(failed)?;
-        Ok(Api { client, policy, progress })
+        let build = |base: &str| {
+            Octocrab::builder()
+                .base_uri(base)
+                .map_err(failed)?
+                .personal_token(token.expose().to_string())
+                .build()
+                .map_err(failed)
+        };
+        let (graphql_base, graphql_path) = graphql_endpoint(&ctx.api_url);
+        Ok(Api { client: build(&ctx.api_url)?, graphql: build(&graphql_base)?, graphql_path, policy, progress })
     }
 
-    /// Sends one request, retrying as the policy says. Returns the last answer when it is not
-    /// worth retrying (success, or an error status for the caller to read).
+    /// Sends one REST request, retrying as the policy says. Returns the last answer when it is
+    /// not worth retrying (success, or an error status for the caller to read).
     async fn call(&self, what: &str, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, CommentError> {
+        self.call_on(&self.client, what, method, path, body).await
+    }
+
+    /// [`Api::call`] through `client`.
+    async fn call_on(
+        &self,
+        client: &Octocrab,
+        what: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, CommentError> {
         let max = self.policy.max_attempts.max(1);
         let mut ambiguous = false;
         for attempt in 1.. {
-            let sent = match tokio::time::timeout(self.policy.request_timeout, self.once(&method, path, body)).await {
+            let sent = match tokio::time::timeout(self.policy.request_timeout, once(client, &method, path, body)).await
+            {
                 Ok(sent) => sent,
                 Err(_) => Err(format!("no answer within {}", humantime::format_duration(self.policy.request_timeout))),
             };
@@ -459,43 +631,53 @@ impl<'a> Api<'a> {
         unreachable!("the loop returns by its last attempt")
     }
 
-    /// One attempt; a transport failure comes back as its message.
-    async fn once(&self, method: &Method, path: &str, body: Option<&Value>) -> Result<Answer, String> {
-        let sent = match *method {
-            Method::GET => self.client._get(path).await,
-            Method::POST => self.client._post(path, body).await,
-            Method::PATCH => self.client._patch(path, body).await,
-            Method::DELETE => self.client._delete(path, None::<&()>).await,
-            _ => unreachable!("only GET, POST, PATCH and DELETE are sent"),
-        };
-        let (parts, body) = sent.map_err(|e| chain(&e))?.into_parts();
-        let body = body.collect().await.map_err(|e| format!("reading the response: {}", chain(&e)))?;
-        Ok(Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body: body.to_bytes(),
-            after_ambiguous_failure: false,
-            attempts: 1,
-        })
-    }
-
-    /// The login the token acts as: `GET /user`, or [`ACTIONS_BOT`] for tokens that cannot call
-    /// it (an Actions `GITHUB_TOKEN` gets 403).
-    async fn identity(&self) -> Result<String, CommentError> {
+    /// Who the token is. `GET /user` answers for a personal token. An installation token (an
+    /// Actions `GITHUB_TOKEN`, a GitHub App's token) gets 403 there, so GraphQL's `viewer` is
+    /// asked, which names an installation's bot (`APP-SLUG[bot]`). When neither answers:
+    /// [`Owner::SomeBot`].
+    async fn identity(&self) -> Result<Owner, CommentError> {
         let what = "find who the token is (GET /user)";
         let answer = self.call(what, Method::GET, "/user", None).await?;
         match answer.status {
-            s if s.is_success() => Ok(answer.json::<User>(what)?.login),
-            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+            s if s.is_success() => return Ok(Owner::Login(answer.json::<User>(what)?.login)),
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {}
+            _ => return Err(answer.error(what)),
+        }
+        let refused = format!("{} {}", answer.status.as_u16(), answer.message());
+        match self.viewer().await? {
+            Ok(login) => {
                 (self.progress)(&format!(
-                    "github: the token cannot call GET /user ({} {}), as with an Actions GITHUB_TOKEN; \
-                     expecting our comments to be by {ACTIONS_BOT} (override with --author)",
-                    answer.status.as_u16(),
-                    answer.message()
+                    "github: the token cannot call GET /user ({refused}), as with an app installation token \
+                     (an Actions GITHUB_TOKEN or a GitHub App's); GraphQL names it {login}, whose comments are ours"
                 ));
-                Ok(ACTIONS_BOT.to_string())
+                Ok(Owner::Login(login))
             }
-            _ => Err(answer.error(what)),
+            Err(why) => {
+                (self.progress)(&format!(
+                    "github: the token cannot call GET /user ({refused}) and GraphQL does not name it ({why}); \
+                     taking as ours the bot (type Bot, login ending in [bot]) whose comment with the marker is newest, \
+                     never a person's (set --comment-author to name the login)"
+                ));
+                Ok(Owner::SomeBot)
+            }
+        }
+    }
+
+    /// GraphQL's `viewer { login }`: the login, or why there is none.
+    async fn viewer(&self) -> Result<Result<String, String>, CommentError> {
+        let what = "find who the token is (GraphQL viewer)";
+        let query = json!({ "query": "query { viewer { login } }" });
+        let answer = self.call_on(&self.graphql, what, Method::POST, self.graphql_path, Some(&query)).await?;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return Err(answer.error(what));
+        }
+        if !answer.status.is_success() {
+            return Ok(Err(format!("{} {}", answer.status.as_u16(), answer.message())));
+        }
+        let json: Value = answer.json(what)?;
+        match json["data"]["viewer"]["login"].as_str().map(str::trim).filter(|l| !l.is_empty()) {
+            Some(login) => Ok(Ok(login.to_string())),
+            None => Ok(Err(json["errors"][0]["message"].as_str().unwrap_or("no viewer in the answer").to_string())),
         }
     }
 
@@ -506,10 +688,9 @@ impl<'a> Api<'a> {
         repo: &Repo,
         pr: u64,
         marker: &str,
-        author: &str,
+        owner: &Owner,
     ) -> Result<Result<Vec<Comment>, SkipReason>, CommentError> {
-        let mut own = Vec::new();
-        let mut others = 0usize;
+        let mut marked = Vec::new();
         let mut page = 1u64;
         loop {
             let what = format!("list comments of {repo}#{pr} (page {page})");
@@ -520,27 +701,44 @@ impl<'a> Api<'a> {
                 StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => return Ok(Err(answer.refused(&what))),
                 _ => return Err(answer.error(&what)),
             }
-            for c in answer.json::<Vec<Comment>>(&what)? {
-                if !c.body.as_deref().unwrap_or("").contains(marker) {
-                    continue;
-                }
-                if c.user.as_ref().is_some_and(|u| u.login.eq_ignore_ascii_case(author)) {
-                    own.push(c);
-                } else {
-                    others += 1;
-                }
-            }
+            marked.extend(
+                answer
+                    .json::<Vec<Comment>>(&what)?
+                    .into_iter()
+                    .filter(|c| c.body.as_deref().unwrap_or("").contains(marker)),
+            );
             match next_page(&answer.headers) {
                 Some(next) if next > page => page = next,
                 _ => break,
             }
         }
-        if others > 0 {
+        marked.sort_by_key(|c| c.id);
+        let author = match owner {
+            Owner::Login(login) => Some(login.clone()),
+            Owner::SomeBot => {
+                let newest = marked.iter().rev().find_map(|c| c.user.as_ref().filter(|u| is_bot(u)));
+                if let Some(bot) = newest {
+                    (self.progress)(&format!(
+                        "github: taking {}'s comment(s) with the marker on {repo}#{pr} as ours (the newest by a bot)",
+                        bot.login
+                    ));
+                }
+                newest.map(|u| u.login.clone())
+            }
+        };
+        let is_ours =
+            |c: &Comment| c.user.as_ref().zip(author.as_deref()).is_some_and(|(u, a)| u.login.eq_ignore_ascii_case(a));
+        let (own, others): (Vec<Comment>, Vec<Comment>) = marked.into_iter().partition(is_ours);
+        if !others.is_empty() {
+            let whose = match &author {
+                Some(a) => format!("by {a}"),
+                None => "by a bot".to_string(),
+            };
             (self.progress)(&format!(
-                "github: {others} comment(s) on {repo}#{pr} carry the marker but are not by {author}; leaving them alone"
+                "github: {} comment(s) on {repo}#{pr} carry the marker but are not {whose}; leaving them alone",
+                others.len()
             ));
         }
-        own.sort_by_key(|c| c.id);
         Ok(Ok(own))
     }
 
@@ -550,7 +748,7 @@ impl<'a> Api<'a> {
         pr: u64,
         body: &str,
         marker: &str,
-        author: &str,
+        owner: &Owner,
     ) -> Result<CommentOutcome, CommentError> {
         let what = format!("create a comment on {repo}#{pr}");
         let path = format!("/repos/{}/{}/issues/{pr}/comments", repo.owner, repo.name);
@@ -567,7 +765,12 @@ impl<'a> Api<'a> {
         if answer.after_ambiguous_failure {
             // A failed attempt may have created a comment too: keep only the newest.
             (self.progress)("github: an earlier attempt may have created a comment too; removing duplicates");
-            if let Ok(own) = self.own_comments(repo, pr, marker, author).await? {
+            // Whatever the owner rule, the comment just created says who we are.
+            let owner = match created.user.as_ref() {
+                Some(u) => Owner::Login(u.login.clone()),
+                None => owner.clone(),
+            };
+            if let Ok(own) = self.own_comments(repo, pr, marker, &owner).await? {
                 let older: Vec<Comment> = own.into_iter().filter(|c| c.id < created.id).collect();
                 deleted = self.delete_all(repo, &older).await;
             }
@@ -595,6 +798,26 @@ impl<'a> Api<'a> {
     }
 }
 
+/// One attempt through `client`; a transport failure comes back as its message.
+async fn once(client: &Octocrab, method: &Method, path: &str, body: Option<&Value>) -> Result<Answer, String> {
+    let sent = match *method {
+        Method::GET => client._get(path).await,
+        Method::POST => client._post(path, body).await,
+        Method::PATCH => client._patch(path, body).await,
+        Method::DELETE => client._delete(path, None::<&()>).await,
+        _ => unreachable!("only GET, POST, PATCH and DELETE are sent"),
+    };
+    let (parts, body) = sent.map_err(|e| chain(&e))?.into_parts();
+    let body = body.collect().await.map_err(|e| format!("reading the response: {}", chain(&e)))?;
+    Ok(Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.to_bytes(),
+        after_ambiguous_failure: false,
+        attempts: 1,
+    })
+}
+
 /// The `page` of the `rel="next"` link in a `Link` header, if there is one.
 fn next_page(headers: &HeaderMap) -> Option<u64> {
     let link = header(headers, "link")?;
@@ -612,6 +835,7 @@ fn next_page(headers: &HeaderMap) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::fit::notice;
     use hyper::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -677,12 +901,72 @@ mod tests {
         assert_eq!(marker(Some("linux-3")).unwrap(), "<!-- chronik-chaos:report:linux-3 -->");
         assert!(marker(Some("x -->")).is_err());
         assert!(marker(Some("")).is_err());
+        assert!(marker(Some(&"a".repeat(MAX_COMMENT_ID_LEN))).is_ok());
+        let err = marker(Some(&"a".repeat(MAX_COMMENT_ID_LEN + 1))).unwrap_err();
+        assert!(err.to_string().contains("--comment-id"), "{err}");
         let m = marker(None).unwrap();
         assert_eq!(compose(&m, "# Report\n"), format!("{m}\n# Report\n"));
         let big = "row\n".repeat(40_000);
         let body = compose(&m, &big);
         assert!(body.len() <= GITHUB_COMMENT_LIMIT);
         assert!(body.starts_with(&m));
+    }
+
+    #[test]
+    fn the_envelope_is_the_longest_marker_line() {
+        let longest = marker(Some(&"x".repeat(MAX_COMMENT_ID_LEN))).unwrap();
+        assert_eq!(longest.len() + 1, MAX_ENVELOPE);
+        // Exactly the room the longest marker leaves: whole. One byte more: cut.
+        let room = GITHUB_COMMENT_LIMIT - MAX_ENVELOPE;
+        let fits = format!("{}\n", "r".repeat(room - 1));
+        assert_eq!(compose(&longest, &fits), format!("{longest}\n{fits}"));
+        let over = format!("{}\n", "r".repeat(room));
+        let body = compose(&longest, &over);
+        assert!(body.len() <= GITHUB_COMMENT_LIMIT && body.ends_with(&notice(room)), "cut with a notice");
+    }
+
+    #[test]
+    fn issue_references_are_neutralised_outside_code() {
+        let wj = WORD_JOINER;
+        let n = neutralise_references;
+        assert_eq!(
+            n("fixes #123 and acme/chaos#45, see GH-7"),
+            format!("fixes #{wj}123 and acme/chaos#{wj}45, see GH-{wj}7")
+        );
+        assert_eq!(n("\\#12 gh-3 (GH-4)"), format!("\\#{wj}12 gh-{wj}3 (GH-{wj}4)"));
+        // Not references: headings, anchors, entities, words ending in gh, a # not before a digit.
+        for text in ["# Report", "### ❌ x — FAIL", "[a](#scenario-1)", "&#35; &#x23;", "high-5 laugh-2", "#x1", "C#"]
+        {
+            assert_eq!(n(text), text);
+        }
+        // Code spans and fenced blocks are left as they are; an escaped backtick opens no span.
+        assert_eq!(n("`#1` x #2 ``a ` #3`` \\`#4"), format!("`#1` x #{wj}2 ``a ` #3`` \\`#{wj}4"));
+        assert_eq!(n("an unclosed ` #5"), format!("an unclosed ` #{wj}5"));
+        let fenced = "before #1\n````text\nlog #2\n```\nstill code #3\n````\nafter #4\n";
+        assert_eq!(n(fenced), format!("before #{wj}1\n````text\nlog #2\n```\nstill code #3\n````\nafter #{wj}4\n"));
+        assert_eq!(n("~~~\n#9\n~~~\n#8"), format!("~~~\n#9\n~~~\n#{wj}8"));
+        // Idempotent, and multi-byte text around a reference survives.
+        let once = n("— ✅ #77 é");
+        assert_eq!(n(&once), once);
+        assert_eq!(once, format!("— ✅ #{wj}77 é"));
+    }
+
+    #[test]
+    fn graphql_endpoints() {
+        assert_eq!(graphql_endpoint("https://api.github.com"), ("https://api.github.com".to_string(), "/graphql"));
+        assert_eq!(graphql_endpoint("https://ghe.example/api/v3"), ("https://ghe.example".to_string(), "/api/graphql"));
+        assert_eq!(graphql_endpoint("http://127.0.0.1:9"), ("http://127.0.0.1:9".to_string(), "/graphql"));
+    }
+
+    #[test]
+    fn bots_are_type_bot_with_a_bot_login() {
+        let user = |login: &str, kind: Option<&str>| User { login: login.into(), kind: kind.map(str::to_string) };
+        assert!(is_bot(&user("chaos-app[bot]", Some("Bot"))));
+        assert!(is_bot(&user(ACTIONS_BOT, Some("Bot"))));
+        assert!(!is_bot(&user("alice", Some("User"))));
+        assert!(!is_bot(&user("renovate", Some("Bot"))), "a login without [bot]");
+        assert!(!is_bot(&user("x[bot]", Some("User"))));
+        assert!(!is_bot(&user("x[bot]", None)));
     }
 
     #[test]
