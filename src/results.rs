@@ -2,7 +2,9 @@
 //! The schema is documented in docs/results.md; bump [`RESULTS_VERSION`] on any breaking change.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +30,73 @@ pub struct Results {
     pub started_at: String,
     pub finished_at: String,
     pub scenarios: Vec<ScenarioResult>,
+}
+
+/// One of `n` shards of a scenario selection (`chaos --shard K/N`), `1 <= k <= n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Shard {
+    pub k: u32,
+    pub n: u32,
+}
+
+impl Shard {
+    /// Whether the scenario at `index` (0-based, in selection order) belongs to this shard:
+    /// scenario `i` goes to shard `(i mod n) + 1`.
+    pub fn owns(self, index: usize) -> bool {
+        index % self.n as usize == (self.k - 1) as usize
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    /// `K/N` with `1 <= K <= N`, e.g. `2/4`.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let (k, n) = s.split_once('/').ok_or_else(|| format!("`{s}` is not K/N; write e.g. 2/4 (shard 2 of 4)"))?;
+        let number = |what: &str, v: &str| {
+            v.trim().parse::<u32>().map_err(|_| format!("{what} in `{s}` is not a whole number; write K/N, e.g. 2/4"))
+        };
+        let (k, n) = (number("K", k)?, number("N", n)?);
+        if n == 0 {
+            return Err(format!("N in `{s}` is 0; N is the number of shards, at least 1"));
+        }
+        if k == 0 || k > n {
+            return Err(format!("K in `{s}` must be between 1 and {n} (shards are numbered from 1)"));
+        }
+        Ok(Shard { k, n })
+    }
+}
+
+/// How a results file's scenarios were cut from a selection: stored beside [`Results`] in
+/// `results.json` (`shard` and `selection`, both optional), read and written with
+/// [`Results::read_with_sharding`] and [`Results::write_with`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sharding {
+    /// The shard this run was (`chaos --shard K/N`); absent for a whole run and a merged one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// Every selected scenario's name in run order, before sharding (absent in older files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selection: Vec<String>,
+    /// A shard's output directory on the machine that ran it: `merge` makes the shard's paths
+    /// relative to it, as a whole run's report shows them (absent for whole and merged runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_dir: Option<std::path::PathBuf>,
+}
+
+/// The shape written to disk: the results with the sharding fields after them.
+#[derive(Serialize)]
+struct ResultsFile<'a> {
+    #[serde(flatten)]
+    results: &'a Results,
+    #[serde(flatten)]
+    sharding: &'a Sharding,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -147,15 +216,26 @@ impl Results {
     }
 
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        self.write_with(path, &Sharding::default())
+    }
+
+    /// Writes `results.json` with the sharding fields (none are written when `sharding` is empty).
+    pub fn write_with(&self, path: &Path, sharding: &Sharding) -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        let file = ResultsFile { results: self, sharding };
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?)?;
         std::fs::rename(tmp, path)
     }
 
     pub fn read(path: &Path) -> Result<Results, String> {
+        Results::read_with_sharding(path).map(|(r, _)| r)
+    }
+
+    /// The results and their sharding fields (empty in files written without them).
+    pub fn read_with_sharding(path: &Path) -> Result<(Results, Sharding), String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let v: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
@@ -169,7 +249,9 @@ impl Results {
             }
             None => return Err(format!("{} has no `version`: not a chronik-chaos results file", path.display())),
         }
-        serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))
+        let sharding = serde_json::from_value(v.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
+        let results = serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((results, sharding))
     }
 }
 
@@ -196,5 +278,57 @@ mod tests {
         assert_eq!(r.worst(), Verdict::Pass);
         std::fs::write(&path, r#"{"version": 99}"#).unwrap();
         assert!(Results::read(&path).unwrap_err().contains("results version 99"));
+    }
+
+    #[test]
+    fn sharding_fields_round_trip_and_are_absent_when_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        let r: Results = serde_json::from_str(include_str!("../tests/fixtures/results-all-pass.json")).unwrap();
+        r.write(&path).unwrap();
+        let plain = std::fs::read_to_string(&path).unwrap();
+        assert!(!plain.contains("\"shard\"") && !plain.contains("\"selection\""), "{plain}");
+        assert_eq!(serde_json::to_string_pretty(&r).unwrap(), plain);
+        assert_eq!(Results::read_with_sharding(&path).unwrap(), (r.clone(), Sharding::default()));
+        let sharding = Sharding {
+            shard: Some(Shard { k: 2, n: 3 }),
+            selection: vec!["a".into(), "b".into(), "c".into()],
+            out_dir: Some("/runner/out".into()),
+        };
+        r.write_with(&path, &sharding).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"shard\": {\n    \"k\": 2,\n    \"n\": 3\n  }"), "{text}");
+        assert_eq!(Results::read_with_sharding(&path).unwrap(), (r.clone(), sharding));
+        assert_eq!(Results::read(&path).unwrap(), r);
+    }
+
+    #[test]
+    fn shard_parses_k_of_n_and_refuses_anything_else() {
+        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { k: 2, n: 4 }));
+        assert_eq!("1/1".parse::<Shard>(), Ok(Shard { k: 1, n: 1 }));
+        assert_eq!(Shard { k: 3, n: 5 }.to_string(), "3/5");
+        for (bad, says) in [
+            ("0/3", "must be between 1 and 3"),
+            ("4/3", "must be between 1 and 3"),
+            ("1/0", "is 0"),
+            ("2", "is not K/N"),
+            ("a/3", "K in `a/3` is not a whole number"),
+            ("1/-2", "N in `1/-2` is not a whole number"),
+        ] {
+            let e = bad.parse::<Shard>().unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn scenario_i_goes_to_shard_i_mod_n_plus_one() {
+        let owners: Vec<u32> = (0..7).map(|i| (1..=3).find(|&k| Shard { k, n: 3 }.owns(i)).unwrap()).collect();
+        assert_eq!(owners, [1, 2, 3, 1, 2, 3, 1]);
+        // Every index belongs to exactly one shard.
+        for n in 1..6 {
+            for i in 0..20 {
+                assert_eq!((1..=n).filter(|&k| Shard { k, n }.owns(i)).count(), 1);
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@ use super::{InvokedAs, EXIT_OK, EXIT_SCENARIO_FAILURES};
 use crate::github::comment::{CommentConfig, Mode};
 use crate::github::{ContextInputs, GithubContext};
 use crate::report::escape::workflow_data;
-use crate::results::{ChronikInfo, Results, RESULTS_VERSION};
+use crate::results::{ChronikInfo, Results, Shard, Sharding, RESULTS_VERSION};
 use crate::runner::{self, SuiteConfig};
 use crate::scenario::{self, Scenario, SelectError};
 use crate::topology::{FixedPorts, Plan, TopologySpec, DEFAULT_BASE_PORT};
@@ -57,7 +57,14 @@ pub struct ChaosArgs {
     /// Cluster start-ups tried per scenario; failed ones are recorded as findings.
     #[arg(long, default_value_t = 3)]
     pub start_attempts: u32,
-    /// List the scenarios (built-in and from --scenarios-file) and exit.
+    /// Run only shard K of N of the selected scenarios (1 <= K <= N): scenario i of the
+    /// selection, in order, goes to shard (i mod N) + 1. Each scenario keeps the seed it has in
+    /// the whole run; results.json records the shard and the whole selection, and
+    /// `chronik-chaos merge` joins the N results files into one.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// List the scenarios (built-in and from --scenarios-file) and exit; with --shard, only
+    /// the selected scenarios (--scenario) that shard runs, with their place in the selection.
     #[arg(long)]
     pub list: bool,
     /// Check the scenario selection, scenario files, output directory, Toxiproxy choice and
@@ -152,18 +159,35 @@ pub fn exit_code(results: &Results, fail_on: FailOn) -> u8 {
 pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     let via = InvokedAs::from_env();
     let catalogue = catalogue(&args.scenario_files)?;
-    if args.list {
+    if args.list && args.shard.is_none() {
         for s in &catalogue {
             println!("{:<22} {:<12} {}", s.name, s.family, s.description);
         }
         return Ok(ExitCode::from(EXIT_OK));
     }
-    let chosen = scenario::select(&catalogue, &args.scenarios).map_err(|e| match e {
+    let selected = scenario::select(&catalogue, &args.scenarios).map_err(|e| match e {
         SelectError::Duplicate(name) => {
             anyhow::anyhow!("--scenario {name} is given more than once; name each scenario once")
         }
         SelectError::Unknown { .. } => anyhow::anyhow!("--scenario: {e}"),
     })?;
+    let mut sharding =
+        Sharding { shard: args.shard, selection: selected.iter().map(|s| s.name.clone()).collect(), out_dir: None };
+    // Each chosen scenario with its index in the whole selection (its seed offset).
+    let chosen: Vec<(usize, Scenario)> = match args.shard {
+        Some(shard) => scenario::shard_of(&selected, shard),
+        None => selected.iter().cloned().enumerate().collect(),
+    };
+    let shard_note = match args.shard {
+        Some(shard) => format!(" (shard {shard} of {} selected)", selected.len()),
+        None => String::new(),
+    };
+    if args.list {
+        for (i, s) in &chosen {
+            println!("{:<22} {:<12} #{:<3} {}", s.name, s.family, i + 1, s.description);
+        }
+        return Ok(ExitCode::from(EXIT_OK));
+    }
     let topology = TopologySpec {
         nodes: 3,
         host: IpAddr::from([127, 0, 0, 1]),
@@ -179,9 +203,9 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
         check_ports(topology, args.toxiproxy_listen, via)?;
         println!(
-            "would run {} scenario(s): {}",
+            "would run {} scenario(s){shard_note}: {}",
             chosen.len(),
-            chosen.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            chosen.iter().map(|(_, s)| s.name.as_str()).collect::<Vec<_>>().join(", ")
         );
         match toxiproxy {
             launcher::ServerChoice::Real { bin, found_by } => {
@@ -201,11 +225,14 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     let bin = args.chronik_bin.clone().context("--chronik-bin is required")?;
     let node_binary = super::check_chronik_bin(&bin, via)?;
     let out = std::path::absolute(&args.out).unwrap_or(args.out.clone());
+    if sharding.shard.is_some() {
+        sharding.out_dir = Some(out.clone());
+    }
     check_writable(&out)?;
     check_ports(topology, args.toxiproxy_listen, via)?;
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..) % 1_000_000);
     progress(&format!(
-        "seed {seed} (repeat with --seed {seed}); {} scenario(s); output in {}",
+        "seed {seed} (repeat with --seed {seed}); {} scenario(s){shard_note}; output in {}",
         chosen.len(),
         out.display()
     ));
@@ -224,7 +251,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         _ = interrupts.recv() => bail!("interrupted while starting Toxiproxy; nothing is left running"),
     };
     progress(&format!("toxiproxy: {}", launched.kind));
-    let cfg = SuiteConfig {
+    let mut cfg = SuiteConfig {
         chronik_bin: bin.clone(),
         topology,
         node_log: args.node_log.clone(),
@@ -250,27 +277,44 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         scenarios: Vec::new(),
     };
     let results_file = out.join("results.json");
-    let end = runner::run_suite(
-        &cfg,
-        &client,
-        &chosen,
-        &progress,
-        &mut |r| {
-            results.scenarios.push(r);
-            results.write(&results_file).context("writing results.json")
-        },
-        interrupts.recv(),
-    )
-    .await?;
+    // A whole run is one suite. A shard runs its scenarios one suite each, each seeded as in
+    // the whole run (run seed + its index in the selection), so it does what it would there.
+    let batches: Vec<(u64, Vec<Scenario>)> = match args.shard {
+        None => vec![(seed, chosen.iter().map(|(_, s)| s.clone()).collect())],
+        Some(_) => chosen.iter().map(|(i, s)| (seed.wrapping_add(*i as u64), vec![s.clone()])).collect(),
+    };
+    let mut end = runner::SuiteEnd::Finished;
+    for (batch_seed, scenarios) in &batches {
+        cfg.seed = *batch_seed;
+        if let (Some(shard), [s]) = (args.shard, scenarios.as_slice()) {
+            let i = selected.iter().position(|x| x.name == s.name).unwrap_or_default();
+            progress(&format!("shard {shard}: {} is scenario {} of the {} selected", s.name, i + 1, selected.len()));
+        }
+        end = runner::run_suite(
+            &cfg,
+            &client,
+            scenarios,
+            &progress,
+            &mut |r| {
+                results.scenarios.push(r);
+                results.write_with(&results_file, &sharding).context("writing results.json")
+            },
+            interrupts.recv(),
+        )
+        .await?;
+        if end != runner::SuiteEnd::Finished {
+            break;
+        }
+    }
     results.finished_at = now();
     if let runner::SuiteEnd::Interrupted { during } = end {
-        let _ = results.write(&results_file);
+        let _ = results.write_with(&results_file, &sharding);
         bail!(
             "interrupted during {during}; everything started was stopped; partial results in {}",
             results_file.display()
         );
     }
-    results.write(&results_file).context("writing results.json")?;
+    results.write_with(&results_file, &sharding).context("writing results.json")?;
     drop(launched);
     println!();
     for s in &results.scenarios {

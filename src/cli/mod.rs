@@ -4,6 +4,7 @@ mod chaos;
 mod check;
 mod cluster;
 mod comment;
+mod merge;
 mod report;
 mod toxiproxy;
 
@@ -54,6 +55,10 @@ pub enum Command {
     /// Re-decide a saved run offline from its history file (histories/<scenario>.json), with
     /// this build's checker: prints the verdict and every reason; exit 0 PASS, 1 otherwise.
     Check(check::CheckArgs),
+    /// Join the results.json files of `chaos --shard K/N` runs (every shard once, same run)
+    /// into one results.json in selection order and render its reports as `report` does;
+    /// exit 1 when a scenario did not pass (see --fail-on), 2 when the files do not belong together.
+    Merge(merge::MergeArgs),
 }
 
 /// The variable `cargo xtask` sets to the command the user ran (`cargo xtask chaos`, `cargo
@@ -244,6 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::run(args).await,
         Command::Comment(args) => comment::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::Merge(args) => merge::run(args).await,
     }
 }
 

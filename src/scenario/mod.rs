@@ -458,9 +458,34 @@ pub fn select(catalogue: &[Scenario], names: &[String]) -> Result<Vec<Scenario>,
         .collect()
 }
 
+/// The part of `selected` that `shard` runs, each with its index in `selected` (scenario `i`
+/// goes to shard `(i mod n) + 1`), in selection order. Deterministic: the same selection and
+/// shard always give the same scenarios, and shards `1..=n` together hold each exactly once.
+pub fn shard_of<T: Clone>(selected: &[T], shard: crate::results::Shard) -> Vec<(usize, T)> {
+    selected.iter().enumerate().filter(|(i, _)| shard.owns(*i)).map(|(i, s)| (i, s.clone())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_partition_the_selection_in_order() {
+        use crate::results::Shard;
+        let all = builtin();
+        let names: Vec<String> = all.iter().map(|s| s.name.clone()).collect();
+        let picked = shard_of(&all, Shard { k: 2, n: 3 });
+        let want: Vec<(usize, String)> = (0..all.len()).filter(|i| i % 3 == 1).map(|i| (i, names[i].clone())).collect();
+        assert_eq!(&want[..2], &[(1, names[1].clone()), (4, names[4].clone())]);
+        assert_eq!(picked.iter().map(|(i, s)| (*i, s.name.clone())).collect::<Vec<_>>(), want);
+        for n in [1, 2, 3, 5, 40] {
+            let mut union: Vec<(usize, String)> = (1..=n).flat_map(|k| shard_of(&names, Shard { k, n })).collect();
+            union.sort();
+            assert_eq!(union.into_iter().map(|(_, s)| s).collect::<Vec<_>>(), names, "n = {n}");
+        }
+        // More shards than scenarios: the extra shards are empty.
+        assert!(shard_of(&names, Shard { k: 40, n: 40 }).is_empty());
+    }
 
     #[test]
     fn the_builtin_catalogue_parses_and_covers_every_fault_family() {
