@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The composite action's steps (action.yml), one mode each:
 #   names    the comment id and artifact name, derived per job (and matrix leg) unless given;
-#   run      `cargo xtask chaos`, with no GitHub token in its environment (Chronik's build
-#            scripts and the nodes run under it), and no comment or job summary;
+#   run      `cargo xtask chaos` (against Chronik, or `--stand-in`), with no GitHub token in its
+#            environment (Chronik's build scripts and the nodes run under it), and no comment
+#            or job summary;
 #   publish  the job summary and the sticky PR comment, with the token, by the harness the run
 #            step built.
 # No mode is `run`. Every input arrives through the environment (never interpolated into the
@@ -63,11 +64,36 @@ leg() {
   fi
 }
 
+# `stand-in` is true or false; `stand-in-bug` (the stand-in's STAND_IN_BUG, a test knob) is
+# names separated by commas and needs `stand-in: true`. The stand-in checks the names themselves.
+# Sets `stand` to true or false.
+stand_in() {
+  local bug="$2"
+  case "${1:-false}" in
+    true) ;;
+    false | '')
+      [ -z "$bug" ] || fail "stand-in-bug '$bug' needs stand-in: true"
+      stand=false
+      return
+      ;;
+    *) fail "stand-in must be true or false, not '$1'" ;;
+  esac
+  if [ -n "$bug" ] && ! [[ "$bug" =~ ^[a-z0-9-]+(,[a-z0-9-]+)*$ ]]; then
+    fail "stand-in-bug must be bug names (lower-case letters, digits and '-') separated by commas, not '$bug'"
+  fi
+  stand=true
+}
+
 names() {
   case "${CHAOS_COMMENT:-always}" in
     always | on-failure | never) ;;
     *) fail "comment must be always, on-failure or never, not '$CHAOS_COMMENT'" ;;
   esac
+  local stand
+  stand_in "${CHAOS_STAND_IN:-false}" "${CHAOS_STAND_IN_BUG:-}"
+  if [ "$stand" = true ]; then
+    echo "stand-in: the stand-in broker built with chronik-chaos, not Chronik${CHAOS_STAND_IN_BUG:+ (STAND_IN_BUG=$CHAOS_STAND_IN_BUG)}"
+  fi
   local job leg comment_id artifact
   job="$(slug "${GITHUB_JOB:-job}")"
   leg="$(leg)"
@@ -116,18 +142,31 @@ run() {
   args=(chaos --out "$out")
   output out-dir "$out"
 
-  if [ -n "${CHAOS_CHRONIK_BIN:-}" ]; then
-    args+=(--chronik-bin "$(abs "$CHAOS_CHRONIK_BIN")")
+  local stand
+  stand_in "${CHAOS_STAND_IN:-false}" "${STAND_IN_BUG:-}"
+  if [ "$stand" != true ]; then
+    # Only the stand-in's nodes read it: a job-level env: must not switch bugs on elsewhere.
+    unset STAND_IN_BUG
+  elif [ -z "${STAND_IN_BUG:-}" ]; then
+    unset STAND_IN_BUG
   else
-    dir="$(abs "${CHAOS_CHRONIK_PATH:-.}")"
-    [ -f "$dir/Cargo.toml" ] || fail "chronik-path '$CHAOS_CHRONIK_PATH' has no Cargo.toml: point it at a Chronik checkout (e.g. actions/checkout with path: chronik)"
-    args+=(--chronik-dir "$dir")
+    export STAND_IN_BUG
   fi
 
   case "${CHAOS_BUILD_PROFILE:-fast}" in
-    fast | release) args+=(--profile "${CHAOS_BUILD_PROFILE:-fast}") ;;
+    fast | release) ;;
     *) fail "build-profile must be fast or release, not '$CHAOS_BUILD_PROFILE'" ;;
   esac
+  if [ "$stand" = true ]; then
+    # No Chronik: chronik-path, chronik-bin and build-profile do not apply.
+    args+=(--stand-in)
+  elif [ -n "${CHAOS_CHRONIK_BIN:-}" ]; then
+    args+=(--chronik-bin "$(abs "$CHAOS_CHRONIK_BIN")" --profile "${CHAOS_BUILD_PROFILE:-fast}")
+  else
+    dir="$(abs "${CHAOS_CHRONIK_PATH:-.}")"
+    [ -f "$dir/Cargo.toml" ] || fail "chronik-path '$CHAOS_CHRONIK_PATH' has no Cargo.toml: point it at a Chronik checkout (e.g. actions/checkout with path: chronik)"
+    args+=(--chronik-dir "$dir" --profile "${CHAOS_BUILD_PROFILE:-fast}")
+  fi
 
   # Scenario names: separated by commas, spaces or newlines.
   local scenarios="${CHAOS_SCENARIOS:-}"
@@ -156,9 +195,14 @@ run() {
     *) fail "fail-on must be any, safety or never, not '$CHAOS_FAIL_ON'" ;;
   esac
   args+=(-- --fail-on "$fail_on")
+  if [ -n "${CHAOS_SHARD:-}" ]; then
+    [[ "$CHAOS_SHARD" =~ ^[1-9][0-9]*/[1-9][0-9]*$ ]] || fail "shard must be K/N (e.g. 2/4), not '$CHAOS_SHARD'"
+    [ -n "${CHAOS_SEED:-}" ] || fail "shard needs seed: every shard of one run must use the same seed"
+    args+=(--shard "$CHAOS_SHARD")
+  fi
 
   cd "${GITHUB_ACTION_PATH:?}"
-  echo "cargo xtask ${args[*]}"
+  echo "cargo xtask ${args[*]}${STAND_IN_BUG:+ (STAND_IN_BUG=$STAND_IN_BUG)}"
   exec cargo xtask "${args[@]}"
 }
 
@@ -189,9 +233,23 @@ publish() {
     args+=(--comment-author "$CHAOS_COMMENT_AUTHOR")
   fi
   echo "chronik-chaos ${args[*]}"
+  # The `summary-written` output: did the job summary grow? (A later step cannot read this
+  # step's summary file, so the self-test checks this.)
+  local before=0 after=0
+  if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$GITHUB_STEP_SUMMARY" ]; then
+    before="$(wc -c < "$GITHUB_STEP_SUMMARY")"
+  fi
   # As inside `cargo xtask chaos`: a comment that cannot be written is a warning, never a failure.
   if ! "$harness" "${args[@]}"; then
     echo "::warning title=chronik-chaos PR comment::the comment or job summary could not be written (the reason is above)"
+  fi
+  if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$GITHUB_STEP_SUMMARY" ]; then
+    after="$(wc -c < "$GITHUB_STEP_SUMMARY")"
+  fi
+  if [ "$after" -gt "$before" ]; then
+    output summary-written true
+  else
+    output summary-written false
   fi
 }
 

@@ -1089,13 +1089,84 @@ async fn action_run_step_gives_no_token_to_the_build_and_never_comments() {
 }
 
 #[tokio::test]
+async fn action_stand_in_runs_without_chronik_and_gives_the_bug_to_the_run_step_only() {
+    let dir = tempfile::tempdir().unwrap();
+    // A `cargo` that records its environment and arguments.
+    let fake = dir.path().join("bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let seen = dir.path().join("seen");
+    std::fs::write(
+        fake.join("cargo"),
+        format!("#!/usr/bin/env bash\nenv > '{0}.env'\nprintf '%s\\n' \"$@\" > '{0}.args'\nexit 0\n", seen.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod").arg("+x").arg(fake.join("cargo")).status().unwrap();
+    let action = dir.path().join("action");
+    std::fs::create_dir_all(&action).unwrap();
+    let base = [
+        ("GITHUB_ACTION_PATH", action.to_str().unwrap()),
+        ("GITHUB_WORKSPACE", dir.path().to_str().unwrap()),
+        ("CHAOS_OUT", "out"),
+        // No Chronik checkout here: the stand-in needs none.
+        ("CHAOS_CHRONIK_PATH", "no-such-checkout"),
+        ("CHAOS_SCENARIOS", "baseline"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut env: Vec<(&str, &str)> = base.to_vec();
+        env.extend_from_slice(extra);
+        env
+    };
+
+    let (out, _) =
+        run_script("run", &with(&[("CHAOS_STAND_IN", "true"), ("STAND_IN_BUG", "reorder-batches")]), Some(&fake)).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let args = std::fs::read_to_string(seen.with_extension("args")).unwrap();
+    assert!(args.contains("--stand-in\n") && !args.contains("--chronik-dir") && !args.contains("--profile"), "{args}");
+    let env = std::fs::read_to_string(seen.with_extension("env")).unwrap();
+    assert!(env.lines().any(|l| l == "STAND_IN_BUG=reorder-batches"), "the nodes inherit the bug: {env}");
+
+    // Against Chronik, a STAND_IN_BUG from a job-level env: does not reach the build.
+    let chronik = dir.path().join("chronik");
+    std::fs::create_dir_all(&chronik).unwrap();
+    std::fs::write(chronik.join("Cargo.toml"), "").unwrap();
+    let (out, _) = run_script(
+        "run",
+        &with(&[("CHAOS_CHRONIK_PATH", "chronik"), ("CHAOS_STAND_IN", "false"), ("STAND_IN_BUG", "")]),
+        Some(&fake),
+    )
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let args = std::fs::read_to_string(seen.with_extension("args")).unwrap();
+    assert!(args.contains("--chronik-dir\n") && !args.contains("--stand-in"), "{args}");
+    let env = std::fs::read_to_string(seen.with_extension("env")).unwrap();
+    assert!(!env.contains("STAND_IN_BUG"), "{env}");
+
+    // Bad stand-in inputs stop the names step, before any build.
+    for (stand_in, bug, says) in [
+        ("false", "reorder-batches", "needs stand-in: true"),
+        ("yes", "", "stand-in must be true or false"),
+        ("true", "reorder batches;", "stand-in-bug must be bug names"),
+    ] {
+        let env = [("GITHUB_JOB", "chaos"), ("CHAOS_STAND_IN", stand_in), ("CHAOS_STAND_IN_BUG", bug)];
+        let (out, _) = run_script("names", &env, None).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{stand_in} {bug}: {stdout}");
+        assert!(stdout.contains("::error title=chronik-chaos::") && stdout.contains(says), "{stdout}");
+    }
+}
+
+#[tokio::test]
 async fn action_yml_gives_the_token_to_the_publish_step_only() {
     let action = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
     let steps = action.split_once("\n  steps:\n").expect("runs.steps").1;
     let steps: Vec<&str> = steps.split("\n    - ").skip(1).collect();
     let with_token: Vec<&str> = steps.iter().copied().filter(|s| s.contains("inputs.github-token")).collect();
-    assert_eq!(with_token.len(), 1, "{with_token:?}");
-    assert!(with_token[0].contains("action-run.sh\" publish"), "{}", with_token[0]);
+    // The publish step, and the base-branch lookup, which runs the GitHub CLI script and no
+    // project code (nothing of Chronik's or the harness's build sees the token).
+    assert_eq!(with_token.len(), 2, "{with_token:?}");
+    assert!(with_token[0].contains("run: '\"$GITHUB_ACTION_PATH/scripts/fetch-baseline.sh\"'"), "{}", with_token[0]);
+    assert!(!with_token[0].contains("cargo") && !with_token[0].contains("uses:"), "{}", with_token[0]);
+    assert!(with_token[1].contains("action-run.sh\" publish"), "{}", with_token[1]);
     let run = steps.iter().position(|s| s.contains("action-run.sh\" run")).expect("the run step");
     let publish = steps.iter().position(|s| s.contains("action-run.sh\" publish")).unwrap();
     assert!(run < publish, "the publish step comes after the run");
@@ -1149,10 +1220,11 @@ async fn action_publish_step_keeps_one_comment_per_leg_and_writes_the_job_summar
                 .unwrap();
             let summary = dir.path().join(format!("summary-{leg}-{round}.md"));
             let env = publish_env(&url, &event, summary.to_str().unwrap(), out.to_str().unwrap(), id);
-            let (run, _) = run_script("publish", &env, None).await;
+            let (run, outputs) = run_script("publish", &env, None).await;
             let stdout = String::from_utf8_lossy(&run.stdout);
             assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
             assert!(stdout.contains(if round == 1 { "created" } else { "updated" }), "{stdout}");
+            assert_eq!(output_value(&outputs, "summary-written"), "true", "the self-test reads this output");
             assert_eq!(
                 std::fs::read_to_string(&summary).unwrap(),
                 format!("# leg {leg} round {round}: lost writes, see #\u{2060}12\n\n"),
