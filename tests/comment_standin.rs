@@ -1046,21 +1046,31 @@ async fn action_names_given_are_kept_and_bad_ones_stop_before_the_build() {
     }
 }
 
-#[tokio::test]
-async fn action_run_step_gives_no_token_to_the_build_and_never_comments() {
-    let dir = tempfile::tempdir().unwrap();
-    // A `cargo` that records its environment and arguments, then fails as a FAILed run does.
-    let fake = dir.path().join("bin");
+/// A `cargo` in `dir/bin` that records its environment (`dir/seen.env`) and arguments
+/// (`dir/seen.args`), then exits with `code`; and an empty `dir/action` for GITHUB_ACTION_PATH.
+fn fake_cargo(dir: &std::path::Path, code: i32) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let fake = dir.join("bin");
     std::fs::create_dir_all(&fake).unwrap();
-    let seen = dir.path().join("seen");
+    let seen = dir.join("seen");
     std::fs::write(
         fake.join("cargo"),
-        format!("#!/usr/bin/env bash\nenv > '{0}.env'\nprintf '%s\\n' \"$@\" > '{0}.args'\nexit 1\n", seen.display()),
+        format!(
+            "#!/usr/bin/env bash\nenv > '{0}.env'\nprintf '%s\\n' \"$@\" > '{0}.args'\nexit {code}\n",
+            seen.display()
+        ),
     )
     .unwrap();
     std::process::Command::new("chmod").arg("+x").arg(fake.join("cargo")).status().unwrap();
-    let action = dir.path().join("action");
+    let action = dir.join("action");
     std::fs::create_dir_all(&action).unwrap();
+    (fake, seen, action)
+}
+
+#[tokio::test]
+async fn action_run_step_gives_no_token_to_the_build_and_never_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    // A `cargo` that fails as a FAILed run does.
+    let (fake, seen, action) = fake_cargo(dir.path(), 1);
     let file = |name: &str| dir.path().join(name).display().to_string();
     let (summary, github_env, github_path) = (file("summary.md"), file("env"), file("path"));
     let env = [
@@ -1091,18 +1101,7 @@ async fn action_run_step_gives_no_token_to_the_build_and_never_comments() {
 #[tokio::test]
 async fn action_stand_in_runs_without_chronik_and_gives_the_bug_to_the_run_step_only() {
     let dir = tempfile::tempdir().unwrap();
-    // A `cargo` that records its environment and arguments.
-    let fake = dir.path().join("bin");
-    std::fs::create_dir_all(&fake).unwrap();
-    let seen = dir.path().join("seen");
-    std::fs::write(
-        fake.join("cargo"),
-        format!("#!/usr/bin/env bash\nenv > '{0}.env'\nprintf '%s\\n' \"$@\" > '{0}.args'\nexit 0\n", seen.display()),
-    )
-    .unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(fake.join("cargo")).status().unwrap();
-    let action = dir.path().join("action");
-    std::fs::create_dir_all(&action).unwrap();
+    let (fake, seen, action) = fake_cargo(dir.path(), 0);
     let base = [
         ("GITHUB_ACTION_PATH", action.to_str().unwrap()),
         ("GITHUB_WORKSPACE", dir.path().to_str().unwrap()),
@@ -1124,6 +1123,22 @@ async fn action_stand_in_runs_without_chronik_and_gives_the_bug_to_the_run_step_
     assert!(args.contains("--stand-in\n") && !args.contains("--chronik-dir") && !args.contains("--profile"), "{args}");
     let env = std::fs::read_to_string(seen.with_extension("env")).unwrap();
     assert!(env.lines().any(|l| l == "STAND_IN_BUG=reorder-batches"), "the nodes inherit the bug: {env}");
+
+    // A shard goes to the binary after `--`; it needs a seed, and a bad one stops the step.
+    let shard = [("CHAOS_STAND_IN", "true"), ("CHAOS_SHARD", "2/4"), ("CHAOS_SEED", "7")];
+    let (out, _) = run_script("run", &with(&shard), Some(&fake)).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let args = std::fs::read_to_string(seen.with_extension("args")).unwrap();
+    assert!(args.contains("--\n--fail-on\nany\n--shard\n2/4\n"), "{args}");
+    for (bad, says) in [
+        (&[("CHAOS_STAND_IN", "true"), ("CHAOS_SHARD", "2/4")][..], "shard needs seed"),
+        (&[("CHAOS_STAND_IN", "true"), ("CHAOS_SHARD", "two"), ("CHAOS_SEED", "7")][..], "shard must be K/N"),
+    ] {
+        let (out, _) = run_script("run", &with(bad), Some(&fake)).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stdout}");
+        assert!(stdout.contains(says), "{bad:?}: {stdout}");
+    }
 
     // Against Chronik, a STAND_IN_BUG from a job-level env: does not reach the build.
     let chronik = dir.path().join("chronik");
