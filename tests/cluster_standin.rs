@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chronik_chaos::cluster::config::{self, ClusterSettings};
-use chronik_chaos::cluster::supervisor::{NodeCommand, NodeState, Supervisor};
+use chronik_chaos::cluster::supervisor::{NodeState, Supervisor};
 use chronik_chaos::cluster::{create_proxies, wiring, Cluster, ClusterSpec, ToxiproxySource};
 use chronik_chaos::os;
 use chronik_chaos::topology::Plan;
@@ -23,18 +23,7 @@ const STAND_IN: &str = env!("CARGO_BIN_EXE_chronik-stand-in-node");
 static FIXED_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn cluster_spec(run_dir: PathBuf, env: &[(&str, &str)]) -> ClusterSpec {
-    ClusterSpec {
-        topology: support::standin_topology(support::free_standin_base(21000)),
-        settings: ClusterSettings::default(),
-        node: NodeCommand {
-            program: PathBuf::from(STAND_IN),
-            rust_log: "info".into(),
-            stop_grace: Duration::from_secs(2),
-            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        },
-        run_dir,
-        ready_timeout: Duration::from_secs(30),
-    }
+    support::standin_cluster_spec(21000, run_dir, env)
 }
 
 async fn start(run_dir: PathBuf, env: &[(&str, &str)]) -> (Cluster, EmbeddedServer) {

@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chronik_chaos::cluster::config::ClusterSettings;
-use chronik_chaos::cluster::supervisor::NodeCommand;
-use chronik_chaos::cluster::{Cluster, ClusterSpec, ToxiproxySource};
+use chronik_chaos::cluster::{Cluster, ToxiproxySource};
 use chronik_chaos::partition_reader::PartitionReader;
 use chronik_chaos::topology::LinkKind;
 use chronik_chaos::toxiproxy::server::EmbeddedServer;
@@ -24,23 +22,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
-const STAND_IN: &str = env!("CARGO_BIN_EXE_chronik-stand-in-node");
 const TOPIC: &str = "standin";
 
 async fn start(run_dir: PathBuf, env: &[(&str, &str)]) -> (Cluster, EmbeddedServer) {
     let toxi = EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let spec = ClusterSpec {
-        topology: support::standin_topology(support::free_standin_base(21250)),
-        settings: ClusterSettings::default(),
-        node: NodeCommand {
-            program: PathBuf::from(STAND_IN),
-            rust_log: "info".into(),
-            stop_grace: Duration::from_secs(2),
-            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        },
-        run_dir,
-        ready_timeout: Duration::from_secs(30),
-    };
+    let spec = support::standin_cluster_spec(21250, run_dir, env);
     let cluster = Cluster::start(&spec, ToxiproxySource::Existing(toxi.client()), &|_| {}).await.unwrap();
     (cluster, toxi)
 }

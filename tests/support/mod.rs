@@ -224,3 +224,24 @@ pub fn as_invoked(cmd: &mut std::process::Command, invoked_as: Option<&str>) -> 
 pub fn text(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
+
+/// A three-node stand-in cluster's spec (`chronik-stand-in-node`, not Chronik) on free ports
+/// from `first_base`, its nodes run with `env`, under `run_dir`.
+pub fn standin_cluster_spec(
+    first_base: u16,
+    run_dir: PathBuf,
+    env: &[(&str, &str)],
+) -> chronik_chaos::cluster::ClusterSpec {
+    chronik_chaos::cluster::ClusterSpec {
+        topology: standin_topology(free_standin_base(first_base)),
+        settings: chronik_chaos::cluster::config::ClusterSettings::default(),
+        node: chronik_chaos::cluster::supervisor::NodeCommand {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_chronik-stand-in-node")),
+            rust_log: "info".into(),
+            stop_grace: Duration::from_secs(2),
+            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        },
+        run_dir,
+        ready_timeout: Duration::from_secs(30),
+    }
+}
