@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::bugs::{Bug, LOST_TAIL_BATCHES};
 use super::config::{Knobs, NodeConfig};
+use super::group::Coordinator;
 use super::heartbeat::Reachability;
 use super::idempotence::IdSource;
 use super::log::LogOptions;
@@ -50,6 +51,8 @@ pub struct Broker {
     pub reach: Arc<Reachability>,
     pub producer_ids: IdSource,
     pub data_dir: PathBuf,
+    /// Consumer groups and their committed offsets ([`super::group`]).
+    pub groups: Coordinator,
     state: Mutex<State>,
     progress: watch::Sender<u64>,
 }
@@ -62,10 +65,12 @@ impl Broker {
         let data_dir = config.data_dir.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!("chronik-stand-in-{}-{}", config.node_id, std::process::id()))
         });
+        let groups = Coordinator::open(&config, &knobs.bugs, &data_dir)?;
         let broker = Arc::new(Broker {
             reach: Arc::default(),
             producer_ids: IdSource::new(config.node_id),
             data_dir,
+            groups,
             state: Mutex::new(State::default()),
             progress: watch::channel(0).0,
             config,

@@ -12,6 +12,8 @@
 //! | `empty-fetch-from-follower` | a node that does not lead a partition answers Fetch for it with no records and no error (Chronik v2.10.4's finding 2) |
 //! | `stale-metadata` | Metadata and the admin API keep naming each partition's first leader, dead or not, at epoch 0 |
 //! | `startup-hang` | with probability one half per process, never reports a Raft leader on its admin API, so start-up never becomes ready |
+//! | `offset-fetch-ahead` | OffsetFetch answers every committed offset plus [`FETCH_AHEAD`]: a consumer that takes over a partition resumes past the committed offset and skips records |
+//! | `duplicate-assignment` | SyncGroup hands every member the assignment the leader computed for the *leader*: some partitions are owned by several members at once, others by none |
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -25,6 +27,9 @@ pub const LOST_TAIL_BATCHES: usize = 5;
 /// How long `reorder-batches` holds a batch back.
 pub const REORDER_HOLD: Duration = Duration::from_millis(150);
 
+/// How far past the committed offset `offset-fetch-ahead` answers.
+pub const FETCH_AHEAD: i64 = 10;
+
 /// One deliberate fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Bug {
@@ -36,10 +41,12 @@ pub enum Bug {
     EmptyFetchFromFollower,
     StaleMetadata,
     StartupHang,
+    OffsetFetchAhead,
+    DuplicateAssignment,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeReplication,
         Bug::LoseUnflushedTail,
         Bug::NoFailover,
@@ -48,6 +55,8 @@ impl Bug {
         Bug::EmptyFetchFromFollower,
         Bug::StaleMetadata,
         Bug::StartupHang,
+        Bug::OffsetFetchAhead,
+        Bug::DuplicateAssignment,
     ];
 
     /// The name used in `STAND_IN_BUG`.
@@ -61,6 +70,8 @@ impl Bug {
             Bug::EmptyFetchFromFollower => "empty-fetch-from-follower",
             Bug::StaleMetadata => "stale-metadata",
             Bug::StartupHang => "startup-hang",
+            Bug::OffsetFetchAhead => "offset-fetch-ahead",
+            Bug::DuplicateAssignment => "duplicate-assignment",
         }
     }
 }

@@ -12,7 +12,10 @@
 //!   server (probes);
 //! - Kafka port ([`protocol`]): ApiVersions, Metadata (brokers = the `[[peers]].kafka` proxy
 //!   addresses), CreateTopics, Produce (acks 0/1/-1, idempotent producers), Fetch, ListOffsets,
-//!   OffsetForLeaderEpoch, DescribeConfigs, FindCoordinator, InitProducerId;
+//!   OffsetForLeaderEpoch, DescribeConfigs, InitProducerId;
+//! - consumer groups ([`group`]): the lowest node id coordinates every group (FindCoordinator,
+//!   JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch; classic eager
+//!   rebalancing) and keeps committed offsets in `group-offsets.json`;
 //! - WAL port ([`replication`]): partition replication, topic sync and vote requests, each node
 //!   dialling its peers' proxied `wal` addresses;
 //! - partitions ([`partition`], [`log`], [`idempotence`]): partition p's replicas start at node
@@ -30,7 +33,8 @@
 //! reports a leader before it crashes; `STAND_IN_BUG=name[,name...]` switches on deliberate
 //! faults, listed in [`bugs`]: `ack-before-replication`, `lose-unflushed-tail`, `no-failover`,
 //! `ignore-sequence`, `reorder-batches`, `empty-fetch-from-follower`, `stale-metadata`,
-//! `startup-hang`. Without it the broker is correct.
+//! `startup-hang`, `offset-fetch-ahead`, `duplicate-assignment`. Without it the broker is
+//! correct.
 
 pub mod admin;
 pub mod batch;
@@ -38,6 +42,7 @@ pub mod broker;
 pub mod bugs;
 pub mod config;
 pub mod election;
+pub mod group;
 pub mod heartbeat;
 pub mod http2;
 pub mod idempotence;
@@ -95,6 +100,7 @@ pub async fn run(config: NodeConfig, knobs: Knobs) -> Result<(), String> {
         }
     });
     tokio::spawn(admin::serve(admin, broker.clone(), options));
+    tokio::spawn(group::run_timers(broker.clone()));
     for peer in broker.config.others() {
         tokio::spawn(heartbeat::ping_loop(peer.raft.clone(), peer.id, broker.reach.clone()));
     }

@@ -2,7 +2,9 @@
 //! version negotiation (ApiVersions lists only what [`SUPPORTED`] says, and a request outside
 //! it closes the connection, as a broker does), and the handlers — Metadata, CreateTopics,
 //! Produce (acks 0/1/-1, idempotence), Fetch (leader only, up to the high watermark),
-//! ListOffsets, OffsetForLeaderEpoch, DescribeConfigs, FindCoordinator, InitProducerId.
+//! ListOffsets, OffsetForLeaderEpoch, DescribeConfigs, InitProducerId; FindCoordinator and the
+//! consumer-group APIs (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+//! OffsetFetch) go to [`super::group`].
 //!
 //! Requests on one connection are taken in order (a Produce appends before the next request
 //! is read) and answered in order, though several may wait at once (acks=all, long polls).
@@ -28,9 +30,10 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, CreateTopicsResponse,
     DescribeConfigsRequest, DescribeConfigsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ProduceRequest,
-    ProduceResponse, ProducerId, RequestHeader, ResponseHeader, TopicName,
+    HeartbeatRequest, InitProducerIdRequest, InitProducerIdResponse, JoinGroupRequest, LeaveGroupRequest,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ProduceRequest, ProduceResponse,
+    ProducerId, RequestHeader, ResponseHeader, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,7 +53,8 @@ pub const MAX_REQUEST: i32 = 100 << 20;
 /// id, a feature in ApiVersions v3); it never claims to be Chronik.
 pub const NAME: &str = "chronik-chaos-stand-in";
 
-/// The APIs and versions implemented (and advertised): (key, min, max).
+/// The APIs and versions implemented (and advertised): (key, min, max). The group APIs'
+/// maxima are librdkafka 2.12's.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 12),
@@ -62,6 +66,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::OffsetForLeaderEpoch, 2, 3),
     (ApiKey::DescribeConfigs, 1, 1),
+    (ApiKey::JoinGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 3),
+    (ApiKey::Heartbeat, 0, 3),
+    (ApiKey::LeaveGroup, 0, 1),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
 ];
 
 /// The longest a Produce (acks=all) or a Fetch waits.
@@ -226,8 +236,34 @@ fn dispatch(broker: &Arc<Broker>, mut body: Bytes, conn: &mut ConnState) -> Resu
             ready(frame(key, version, correlation, &describe_configs(broker, &req)))
         }
         ApiKey::FindCoordinator => {
-            let _ = decode!(FindCoordinatorRequest);
-            ready(frame(key, version, correlation, &find_coordinator(broker)))
+            let req = decode!(FindCoordinatorRequest);
+            ready(frame(key, version, correlation, &broker.groups.find_coordinator(&req)))
+        }
+        ApiKey::JoinGroup => {
+            let req = decode!(JoinGroupRequest);
+            let client = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+            let answer = broker.groups.join_group(&req, version, &client);
+            Box::pin(async move { frame(key, version, correlation, &answer.await) })
+        }
+        ApiKey::SyncGroup => {
+            let answer = broker.groups.sync_group(&decode!(SyncGroupRequest));
+            Box::pin(async move { frame(key, version, correlation, &answer.await) })
+        }
+        ApiKey::Heartbeat => {
+            let req = decode!(HeartbeatRequest);
+            ready(frame(key, version, correlation, &broker.groups.heartbeat(&req)))
+        }
+        ApiKey::LeaveGroup => {
+            let req = decode!(LeaveGroupRequest);
+            ready(frame(key, version, correlation, &broker.groups.leave_group(&req)))
+        }
+        ApiKey::OffsetCommit => {
+            let req = decode!(OffsetCommitRequest);
+            ready(frame(key, version, correlation, &broker.groups.offset_commit(&req, version)))
+        }
+        ApiKey::OffsetFetch => {
+            let req = decode!(OffsetFetchRequest);
+            ready(frame(key, version, correlation, &broker.groups.offset_fetch(&req, version)))
         }
         ApiKey::InitProducerId => {
             let req = decode!(InitProducerIdRequest);
@@ -286,7 +322,8 @@ fn api_versions_fallback(correlation: i32) -> Vec<u8> {
 
 // ---- Metadata ----
 
-fn host_port(addr: &str) -> (String, i32) {
+/// `host:port` as Metadata and FindCoordinator advertise it.
+pub(super) fn host_port(addr: &str) -> (String, i32) {
     let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
     (host.to_string(), port.parse().unwrap_or(0))
 }
@@ -763,7 +800,7 @@ fn offset_for_leader_epoch(broker: &Broker, req: &OffsetForLeaderEpochRequest) -
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
 
-// ---- DescribeConfigs, FindCoordinator, InitProducerId ----
+// ---- DescribeConfigs, InitProducerId ----
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -811,12 +848,6 @@ fn describe_configs(broker: &Broker, req: &DescribeConfigsRequest) -> DescribeCo
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
-}
-
-/// Groups do not work on the stand-in; a coordinator lookup names the answering node.
-fn find_coordinator(broker: &Broker) -> FindCoordinatorResponse {
-    let me = broker.config.peer(broker.id()).map(|p| host_port(&p.kafka)).unwrap_or_default();
-    FindCoordinatorResponse::default().with_node_id(BrokerId(broker.id() as i32)).with_host(text(me.0)).with_port(me.1)
 }
 
 fn init_producer_id(broker: &Broker, req: &InitProducerIdRequest) -> InitProducerIdResponse {
