@@ -36,6 +36,11 @@ pub struct Checked {
     pub quorum: checker::quorum::QuorumReport,
     pub partitions: Vec<checker::availability::PartitionAvailability>,
     pub metadata: checker::metadata::MetadataReport,
+    /// The consumer group's rules (`None`: no group ran).
+    pub group: Option<checker::group::GroupReport>,
+    pub keys: checker::keys::KeyReport,
+    /// The transaction rules (`None`: no transactional workload ran).
+    pub txn: Option<checker::txn::TxnReport>,
 }
 
 /// The verdict of a saved run, and everything it was decided from.
@@ -58,6 +63,9 @@ pub fn check_history(h: &History, expect: &Expect) -> Checked {
         quorum: checker::quorum::check(h, &conn),
         partitions: checker::availability::measure(h, &conn),
         metadata: checker::metadata::check(h, &conn, (expect.max_stale_leader_ms * 1e3) as u64),
+        group: checker::group::check(h, expect.recovery_within_ms),
+        keys: checker::keys::check(h),
+        txn: h.txn.as_ref().map(checker::txn::check),
     }
 }
 
@@ -99,6 +107,9 @@ pub fn decide(run: &SavedRun) -> Decision {
         faulted: run.faulted,
         sends: h.sends.len(),
         acked: h.acked(),
+        group: checked.group.as_ref(),
+        keys: &checked.keys,
+        txn: checked.txn.as_ref(),
     });
     for e in &run.node_exits {
         reasons.push(format!("HANG: {e} during the scenario."));
@@ -106,5 +117,12 @@ pub fn decide(run: &SavedRun) -> Decision {
     }
     // Oddities that decide nothing come last, marked as notes.
     reasons.extend(checked.metadata.notes.iter().map(|n| format!("Note: {n}.")));
+    reasons.extend(
+        checked
+            .keys
+            .split_keys
+            .iter()
+            .map(|n| format!("Note: {n} (the client places keys; its partition count changed).")),
+    );
     Decision { verdict, reasons, checked, liveness: live, fidelity }
 }

@@ -205,6 +205,7 @@ mod tests {
                     completed_us: Some(t + lat(t)),
                     outcome: Outcome::Ok { partition: 0, offset: seq as i64 },
                     broker: None,
+                    key: None,
                 });
                 seq += 1;
             }

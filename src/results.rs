@@ -179,6 +179,15 @@ pub struct Checks {
     pub polls: PollReport,
     pub partitions: Vec<PartitionAvailability>,
     pub metadata: MetadataReport,
+    /// The consumer group's rules and figures (queue workload only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<crate::checker::group::GroupReport>,
+    /// Per-key order (keyed writes only).
+    #[serde(default, skip_serializing_if = "crate::checker::keys::KeyReport::is_empty")]
+    pub keys: crate::checker::keys::KeyReport,
+    /// The transaction rules and figures (transactional scenarios only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn: Option<crate::checker::txn::TxnReport>,
 }
 
 /// Recovery after heal, as the reports show it.

@@ -12,6 +12,8 @@ use crate::cluster::supervisor::NodeCommand;
 use crate::cluster::{Cluster, ClusterSpec, ToxiproxySource};
 use crate::decision::{self, SavedRun};
 use crate::fault::{self, Action};
+use crate::group_workload::GroupWorkload;
+use crate::history::txn::TxnSupport;
 use crate::history::History;
 use crate::history::{NemesisEvent, NemesisOp, Timeline};
 use crate::log_end;
@@ -20,10 +22,12 @@ use crate::os;
 use crate::proof;
 use crate::results::{Checks, Counts, Event, MetricDelta, ScenarioResult};
 use crate::scenario::Scenario;
+use crate::scenario::WorkloadKind;
 use crate::sock_diag;
 use crate::topology::TopologySpec;
 use crate::toxiproxy::Client;
 use crate::toxiproxy::ToxicKind;
+use crate::txn_workload::{self, TxnConfig, TxnRun};
 use crate::verdict::{Fidelity, Verdict};
 use crate::workload::{self, Recorder, Workload, WorkloadConfig};
 
@@ -203,6 +207,7 @@ async fn drive(
     if let Some(i) = s.workload.idempotence {
         wl.idempotence = i;
     }
+    wl.keys = s.workload.keys;
     let with_min_isr = create_topic_with_retry(&wl, Duration::from_secs(60), say).await?;
     let topic = workload::read_topic_settings(&wl, with_min_isr, Duration::from_secs(5)).await;
     say(&format!(
@@ -212,6 +217,21 @@ async fn drive(
         topic.replication_factor.describe(),
         topic.min_insync_replicas.describe()
     ));
+    let txn = match s.workload.kind {
+        WorkloadKind::Transactions => match prepare_transactions(&wl, say).await? {
+            Ok(t) => Some(t),
+            Err(missing) => {
+                r.verdict = Verdict::NotApplicable;
+                r.explanation = vec![format!(
+                    "N/A: the cluster does not advertise what transactions need ({}), so this scenario cannot run; \
+                     it says nothing about the cluster.",
+                    missing.join("; ")
+                )];
+                return Ok(());
+            }
+        },
+        _ => None,
+    };
     let before = scrape(cluster, &cfg.watch_metrics).await;
 
     let rec = Recorder::new(Instant::now());
@@ -229,6 +249,29 @@ async fn drive(
             return Err(e);
         }
     };
+    // The queue workload's group; dropped on an early return, which stops its members.
+    let group = match s.workload.group(&s.name).map(|g| GroupWorkload::start(&wl, &g, rec.start())).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            drop(running);
+            observer.stop().await;
+            return Err(e);
+        }
+    };
+    if let Some(g) = s.workload.group(&s.name) {
+        event(r, &rec, format!("consumer group {} started: {} members, {} commits", g.group_id, g.members, g.commit));
+    }
+    let txn = match txn.map(|(c, support)| TxnRun::start(c, support, rec.start())).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            drop((running, group));
+            observer.stop().await;
+            return Err(e);
+        }
+    };
+    if txn.is_some() {
+        event(r, &rec, format!("transactional producers started: {} on topic {}-txn", wl.producers, wl.topic));
+    }
     event(
         r,
         &rec,
@@ -450,6 +493,36 @@ async fn drive(
     h.reads.extend(rec.take().1);
     h.reader_events = rec.take_reader_events();
     event(r, &rec, format!("final read {}", if h.final_read.complete { "complete" } else { "hit its deadline" }));
+    if let Some(g) = group {
+        say("draining the consumer group");
+        let g = g.drain(&h.final_read.targets, s.phases.final_read_deadline).await;
+        event(
+            r,
+            &rec,
+            format!(
+                "consumer group {} ({} polls, {} commits)",
+                if g.drained { "drained" } else { "did not drain before the deadline" },
+                g.polls.len(),
+                g.commits.len()
+            ),
+        );
+        h.group = Some(g);
+    }
+    if let Some(t) = txn {
+        say("transactions: closing transaction and read_committed final read");
+        let t = t.finish(s.phases.final_read_deadline).await?;
+        event(
+            r,
+            &rec,
+            format!(
+                "transactions: {} committed, {} aborted, final read {}",
+                t.committed(),
+                t.aborted(),
+                if t.final_read.complete { "complete" } else { "hit its deadline" }
+            ),
+        );
+        h.txn = Some(t);
+    }
     let after = scrape(cluster, &cfg.watch_metrics).await;
     let died_later = cluster.supervisor.check_exits();
 
@@ -502,6 +575,9 @@ async fn drive(
         partitions: c.partitions,
         metadata: c.metadata,
         topic: h.topic.clone(),
+        group: c.group,
+        keys: c.keys,
+        txn: c.txn,
     });
     r.liveness = Some(d.liveness);
     r.fidelity = d.fidelity;
@@ -555,6 +631,26 @@ async fn start_with_retries(
 
 /// Creates the test topic with `min.insync.replicas` set, or without it when the cluster refuses
 /// the setting (said, and returned as `false`), and waits until every partition has a leader.
+/// A transactional scenario: whether the cluster advertises what transactions need
+/// (`Ok(Err(missing))`: it does not, and the scenario is not applicable), and its own topic.
+async fn prepare_transactions(
+    wl: &WorkloadConfig,
+    say: &dyn Fn(&str),
+) -> Result<Result<(TxnConfig, TxnSupport), Vec<String>>, String> {
+    let support = txn_workload::transactions_supported(&wl.bootstrap, Duration::from_secs(10)).await?;
+    if !support.supported() {
+        return Ok(Err(support.missing()));
+    }
+    let mut topic = wl.clone();
+    topic.topic = format!("{}-txn", wl.topic);
+    create_topic_with_retry(&topic, Duration::from_secs(60), say).await?;
+    let mut c = TxnConfig::new(&wl.bootstrap, &topic.topic);
+    c.partitions = wl.partitions;
+    c.producers = wl.producers;
+    c.client_extra = wl.client_extra.clone();
+    Ok(Ok((c, support)))
+}
+
 async fn create_topic_with_retry(wl: &WorkloadConfig, within: Duration, say: &dyn Fn(&str)) -> Result<bool, String> {
     let started = Instant::now();
     let mut with_min_isr = true;

@@ -5,9 +5,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::checker::availability::PartitionAvailability;
+use crate::checker::group::GroupReport;
+use crate::checker::keys::KeyReport;
 use crate::checker::metadata::MetadataReport;
 use crate::checker::quorum::QuorumReport;
 use crate::checker::reads::PollReport;
+use crate::checker::txn::TxnReport;
 use crate::checker::Anomalies;
 use crate::history::FinalRead;
 use crate::scenario::Expect;
@@ -16,6 +19,10 @@ use crate::scenario::Expect;
 #[serde(rename_all = "UPPERCASE")]
 pub enum Verdict {
     Pass,
+    /// The scenario cannot run against this cluster (e.g. it has no transactions): it says
+    /// nothing about the cluster, and never counts as a pass.
+    #[serde(rename = "N/A")]
+    NotApplicable,
     Hang,
     Error,
     Fail,
@@ -25,6 +32,7 @@ impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Verdict::Pass => "PASS",
+            Verdict::NotApplicable => "N/A",
             Verdict::Hang => "HANG",
             Verdict::Error => "ERROR",
             Verdict::Fail => "FAIL",
@@ -60,6 +68,11 @@ pub struct Inputs<'a> {
     /// Sends in total, and acknowledged.
     pub sends: usize,
     pub acked: usize,
+    /// The consumer group's rules (`None`: the scenario ran no group).
+    pub group: Option<&'a GroupReport>,
+    pub keys: &'a KeyReport,
+    /// The transaction rules (`None`: no transactional workload ran).
+    pub txn: Option<&'a TxnReport>,
 }
 
 /// The verdict and every reason found, worst first, each starting with its level
@@ -69,6 +82,14 @@ pub fn decide(i: &Inputs) -> (Verdict, Vec<String>) {
     safety(i, &mut reasons);
     fidelity(i, &mut reasons);
     liveness(i, &mut reasons);
+    if let Some(g) = i.group {
+        group_safety(g, &mut reasons);
+        group_liveness(g, i.expect, &mut reasons);
+    }
+    key_order(i.keys, &mut reasons);
+    if let Some(t) = i.txn {
+        transactions(t, &mut reasons);
+    }
     reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
     let verdict = reasons.first().map_or(Verdict::Pass, |r| r.0);
     (verdict, reasons.into_iter().map(|(v, why)| format!("{v}: {why}")).collect())
@@ -251,6 +272,117 @@ fn liveness(i: &Inputs, out: &mut Vec<(Verdict, String)>) {
     }
 }
 
+/// The first few of a list, joined.
+fn first<T: std::fmt::Display>(items: &[T]) -> String {
+    let shown: Vec<String> = items.iter().take(3).map(|x| x.to_string()).collect();
+    if items.len() > 3 {
+        format!("{}; ...", shown.join("; "))
+    } else {
+        shown.join("; ")
+    }
+}
+
+/// The group broke a promise: a write skipped, a commit gone back, a member resuming past the
+/// committed offset or reading out of order, a value the log does not hold.
+fn group_safety(g: &GroupReport, out: &mut Vec<(Verdict, String)>) {
+    let mut fail = |why: String| out.push((Verdict::Fail, why));
+    if !g.skipped.is_empty() {
+        fail(format!(
+            "{} acknowledged writes that the log holds were never delivered to the consumer group, although \
+             the group read past them (at-least-once broken): {}.",
+            g.skipped.len(),
+            first(&g.skipped)
+        ));
+    }
+    if !g.commit_regressions.is_empty() {
+        fail(format!(
+            "The group accepted {} commits lower than one it had already accepted and answered (committed offsets went back): {}.",
+            g.commit_regressions.len(),
+            first(&g.commit_regressions)
+        ));
+    }
+    if !g.resume_skips.is_empty() {
+        fail(format!(
+            "{} times a member took a partition over and began past what the group had committed: {}.",
+            g.resume_skips.len(),
+            first(&g.resume_skips)
+        ));
+    }
+    if !g.jumps.is_empty() {
+        fail(format!(
+            "Group members were served out of order within one assignment {} times: {}.",
+            g.jumps.len(),
+            first(&g.jumps)
+        ));
+    }
+    if !g.wrong_values.is_empty() {
+        fail(format!(
+            "The group was handed {} values the log does not hold at that offset: {}.",
+            g.wrong_values.len(),
+            first(&g.wrong_values)
+        ));
+    }
+}
+
+/// The group stopped short: writes it never got to, ownership that never settled.
+fn group_liveness(g: &GroupReport, e: &Expect, out: &mut Vec<(Verdict, String)>) {
+    if !g.not_reached.is_empty() {
+        out.push((
+            Verdict::Hang,
+            format!(
+                "The consumer group never got to {} acknowledged writes the log holds (the drain {}): {}.",
+                g.not_reached.len(),
+                if g.drained { "ended" } else { "ran out of time" },
+                first(&g.not_reached)
+            ),
+        ));
+    }
+    let c = &g.convergence;
+    if c.converged_us.is_none() {
+        out.push((
+            Verdict::Hang,
+            format!(
+                "The consumer group did not settle within {:.0} ms of {:.1} s (every partition with exactly one \
+                 owner among its {} members): {}.",
+                e.recovery_within_ms,
+                c.from_us as f64 / 1e6,
+                g.members,
+                c.problems.join("; ")
+            ),
+        ));
+    }
+}
+
+/// Transactions: every broken rule fails; nothing committed, or a final read that stopped
+/// short, hangs.
+fn transactions(t: &TxnReport, out: &mut Vec<(Verdict, String)>) {
+    for f in t.findings() {
+        out.push((Verdict::Fail, format!("Transactions: {f}.")));
+    }
+    if t.committed == 0 {
+        out.push((Verdict::Hang, "No transaction was committed: the transaction rules had nothing to judge.".into()));
+    }
+    if !t.unseen.is_empty() {
+        out.push((
+            Verdict::Hang,
+            format!(
+                "The read_committed final read did not get to {} committed transactions (first: {}).",
+                t.unseen.len(),
+                t.unseen[0]
+            ),
+        ));
+    }
+}
+
+fn key_order(k: &KeyReport, out: &mut Vec<(Verdict, String)>) {
+    if !k.reorders.is_empty() {
+        out.push((
+            Verdict::Fail,
+            format!("Writes of one key came out of their order {} times: {}.", k.reorders.len(), first(&k.reorders)),
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +448,9 @@ mod tests {
                 faulted: self.faulted,
                 sends: 300,
                 acked: 290,
+                group: None,
+                keys: &KeyReport::default(),
+                txn: None,
             })
         }
     }

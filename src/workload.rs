@@ -18,7 +18,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::history::{value_of, FinalRead, Outcome, Read, ReaderEvent, Send, Setting, TopicSettings};
+use crate::history::{value_of, FinalRead, KeySeq, Outcome, Read, ReaderEvent, Send, Setting, TopicSettings};
 use crate::partition_reader::PartitionReader;
 
 /// What the workload does.
@@ -38,6 +38,10 @@ pub struct WorkloadConfig {
     pub message_timeout: Duration,
     /// Extra librdkafka settings for every client.
     pub client_extra: Vec<(String, String)>,
+    /// Keyed writes: this many keys (`k0`, `k1`, ...), key `kN` written only by producer
+    /// `N mod producers`, each with its own sequence; the partition comes from the key
+    /// (librdkafka's `murmur2_random`, as Java clients hash). `None`: unkeyed, round robin.
+    pub keys: Option<u32>,
 }
 
 impl WorkloadConfig {
@@ -53,10 +57,11 @@ impl WorkloadConfig {
             idempotence: true,
             message_timeout: Duration::from_secs(10),
             client_extra: Vec::new(),
+            keys: None,
         }
     }
 
-    fn client(&self) -> ClientConfig {
+    pub(crate) fn client(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap).set("client.id", "chronik-chaos");
         for (k, v) in &self.client_extra {
@@ -230,6 +235,9 @@ impl Workload {
                 .set("enable.idempotence", if cfg.idempotence { "true" } else { "false" })
                 .set("message.timeout.ms", cfg.message_timeout.as_millis().to_string())
                 .set("linger.ms", "0");
+            if cfg.keys.is_some() {
+                c.set("partitioner", "murmur2_random");
+            }
             if !cfg.idempotence {
                 // Keep each producer's order without idempotence: one request at a time.
                 c.set("max.in.flight.requests.per.connection", "1");
@@ -268,6 +276,7 @@ struct Pending {
     seq: u64,
     value: String,
     invoked_us: u64,
+    key: Option<KeySeq>,
 }
 
 /// The producers' context: librdkafka calls `delivery` once per send, on its own thread,
@@ -304,6 +313,7 @@ impl ProducerContext for Delivery {
             completed_us,
             outcome,
             broker: (broker >= 0).then_some(broker),
+            key: p.key,
         });
     }
 }
@@ -321,18 +331,22 @@ async fn produce_loop(
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
+    let mut keys = Keys::of_producer(p, cfg.producers, cfg.keys);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = ticker.tick() => {}
         }
         let value = value_of(p, seq);
-        let partition = (seq % cfg.partitions.max(1) as u64) as i32;
+        let key = keys.as_mut().map(Keys::next);
         let invoked_us = rec.now_us();
-        let pending = Box::new(Pending { producer: p, seq, value: value.clone(), invoked_us });
-        let record = BaseRecord::<(), str, Box<Pending>>::with_opaque_to(&cfg.topic, pending)
-            .partition(partition)
-            .payload(value.as_str());
+        let key_name = key.as_ref().map(|k| k.key.clone());
+        let pending = Box::new(Pending { producer: p, seq, value: value.clone(), invoked_us, key });
+        let record = BaseRecord::<str, str, Box<Pending>>::with_opaque_to(&cfg.topic, pending).payload(value.as_str());
+        let record = match &key_name {
+            Some(k) => record.key(k.as_str()),
+            None => record.partition((seq % cfg.partitions.max(1) as u64) as i32),
+        };
         if let Err((e, record)) = producer.send(record) {
             // Not enqueued (e.g. the local queue is full): definitely not written.
             let p = record.delivery_opaque;
@@ -344,6 +358,7 @@ async fn produce_loop(
                 completed_us: Some(rec.now_us()),
                 outcome: Outcome::Fail { error: format!("not enqueued: {e}") },
                 broker: None,
+                key: p.key,
             });
         }
         seq += 1;
@@ -355,6 +370,33 @@ async fn produce_loop(
         drop(producer);
     })
     .await;
+}
+
+/// One producer's keys in keyed mode: the keys it owns, taken in turn, each with its own
+/// sequence.
+#[derive(Debug)]
+struct Keys {
+    owned: Vec<u32>,
+    next: usize,
+    seqs: BTreeMap<u32, u64>,
+}
+
+impl Keys {
+    /// Producer `p` of `producers` owns keys `k` with `k mod producers == p` (`None`: unkeyed,
+    /// or no key falls to it).
+    fn of_producer(p: u32, producers: u32, keys: Option<u32>) -> Option<Keys> {
+        let owned: Vec<u32> = (0..keys?).filter(|k| k % producers.max(1) == p).collect();
+        (!owned.is_empty()).then(|| Keys { owned, next: 0, seqs: BTreeMap::new() })
+    }
+
+    fn next(&mut self) -> KeySeq {
+        let k = self.owned[self.next % self.owned.len()];
+        self.next += 1;
+        let seq = self.seqs.entry(k).or_insert(0);
+        let out = KeySeq { key: format!("k{k}"), seq: *seq };
+        *seq += 1;
+        out
+    }
 }
 
 /// A failed send is a definite failure only when librdkafka says the message was not
@@ -475,6 +517,19 @@ pub async fn final_read(
 mod tests {
     use super::*;
     use rd::rd_kafka_msg_status_t as S;
+
+    #[test]
+    fn each_key_has_one_producer_and_its_own_sequence() {
+        let mut a = Keys::of_producer(0, 2, Some(5)).unwrap();
+        let mut b = Keys::of_producer(1, 2, Some(5)).unwrap();
+        let got: Vec<(String, u64)> = (0..4).map(|_| a.next()).map(|k| (k.key, k.seq)).collect();
+        let want = [("k0", 0), ("k2", 0), ("k4", 0), ("k0", 1)];
+        assert_eq!(got, want.map(|(k, s)| (k.to_string(), s)));
+        assert_eq!(b.next(), KeySeq { key: "k1".into(), seq: 0 });
+        // Fewer keys than producers: the last producer owns none; unkeyed: no keys at all.
+        assert!(Keys::of_producer(2, 3, Some(2)).is_none());
+        assert!(Keys::of_producer(0, 2, None).is_none());
+    }
 
     #[test]
     fn librdkafkas_persistence_status_decides_fail_versus_indeterminate() {

@@ -74,6 +74,7 @@ fn saved(survivor_acks: bool) -> SavedRun {
                 completed_us: Some(completed_us),
                 outcome,
                 broker: Some(3),
+                key: None,
             });
         }
     }

@@ -36,8 +36,12 @@ fn builtin(name: &str) -> Scenario {
     s
 }
 
-/// Runs one scenario against a stand-in cluster with `bugs` switched on.
+/// Runs one built-in scenario against a stand-in cluster with `bugs` switched on.
 async fn run(bugs: &str, scenario_name: &str) -> (Verdict, Vec<String>) {
+    run_scenario(bugs, builtin(scenario_name)).await
+}
+
+async fn run_scenario(bugs: &str, s: Scenario) -> (Verdict, Vec<String>) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let toxiproxy = EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -59,7 +63,6 @@ async fn run(bugs: &str, scenario_name: &str) -> (Verdict, Vec<String>) {
         start_attempts: 1,
         node_env: if bugs.is_empty() { Vec::new() } else { vec![("STAND_IN_BUG".into(), bugs.into())] },
     };
-    let s = builtin(scenario_name);
     let r = runner::run_scenario(&cfg, &toxiproxy.client(), &s, 0, &|line| eprintln!("{line}")).await;
     (r.verdict, r.explanation)
 }
@@ -77,7 +80,15 @@ async fn check(bugs: &str, scenario_name: &str, want: Verdict, phrase: &str) {
 /// Every switch the stand-in has is either caught by a case here or listed in `GAPS`.
 #[test]
 fn every_bug_switch_is_caught_or_listed_as_a_gap() {
-    let caught = ["ack-before-replication", "no-failover", "reorder-batches", "stale-metadata", "startup-hang"];
+    let caught = [
+        "ack-before-replication",
+        "no-failover",
+        "reorder-batches",
+        "stale-metadata",
+        "startup-hang",
+        "offset-fetch-ahead",
+        "duplicate-assignment",
+    ];
     for bug in chronik_chaos::standin::bugs::Bug::ALL {
         let name = bug.name();
         assert!(
@@ -93,6 +104,49 @@ async fn correct_mode_passes() {
         let (v, why) = run("", name).await;
         assert_eq!(v, Verdict::Pass, "correct mode on {name}: {why:#?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_mode_passes_with_a_consumer_group_and_transactions_are_not_applicable() {
+    for name in ["queue-baseline", "queue-manual-commit", "queue-kill-leader"] {
+        let (v, why) = run("", name).await;
+        assert_eq!(v, Verdict::Pass, "correct mode on {name}: {why:#?}");
+    }
+    // The stand-in has no transactions: not applicable, never a pass, with what is missing.
+    let (v, why) = run("", "txn-baseline").await;
+    assert_eq!(v, Verdict::NotApplicable, "{why:#?}");
+    assert!(why.len() == 1 && why[0].starts_with("N/A: ") && why[0].contains("EndTxn"), "{why:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_given_overlapping_assignments_does_not_settle() {
+    check("duplicate-assignment", "queue-baseline", Verdict::Hang, "The consumer group did not settle").await;
+}
+
+/// The coordinator (n1) is killed for longer than the members' session: after its restart
+/// they rejoin and fetch their committed offsets, which the bug moves 10 ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_past_the_committed_offset_is_caught() {
+    let toml = r#"
+[[scenario]]
+name = "queue-kill-coordinator"
+description = "kill the stand-in's group coordinator under a consuming group"
+[scenario.phases]
+warmup = 3
+hold = 15
+recovery = 15
+final_read_deadline = 20
+[[scenario.faults]]
+kind = "kill"
+target = "n1"
+[scenario.workload]
+kind = "queue"
+commit = "manual"
+"#;
+    let s = scenario::parse("finding_power.rs", toml).unwrap().remove(0);
+    let (v, why) = run_scenario("offset-fetch-ahead", s).await;
+    assert_eq!(v, Verdict::Fail, "{why:#?}");
+    assert!(why.iter().any(|w| w.contains("began past what the group had committed")), "{why:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,13 +2,16 @@
 //! JUnit for every verdict kind and hostile text, the first screen (four columns, a reason per
 //! scenario, no bulk of passing scenarios), the size limit, parsing the JUnit back (with
 //! quick-xml here, and with Python's junitparser — what EnricoMi/publish-unit-test-result-action
-//! parses with — when installed), baseline deltas, plots, and the `report` command.
+//! parses with — when installed), baseline deltas, plots, the `report` command, and the
+//! consumer group's figures beside the producer's (queue scenarios).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chronik_chaos::checker;
 use chronik_chaos::checker::availability::PartitionAvailability;
+use chronik_chaos::checker::group::{CommitRegression, Convergence, GroupJump, GroupReport, ResumeSkip};
+use chronik_chaos::checker::keys::{KeyReorder, KeyReport};
 use chronik_chaos::checker::metadata::MetadataReport;
 use chronik_chaos::checker::quorum::{QuorumReport, Unquorate};
 use chronik_chaos::checker::reads::{PollJump, PollReport};
@@ -19,7 +22,7 @@ use chronik_chaos::report::markdown::Detail;
 use chronik_chaos::report::{self, fit::GITHUB_COMMENT_LIMIT, junit, markdown, RenderOptions};
 use chronik_chaos::results::{Checks, ChronikInfo, Counts, Event, Results, ScenarioResult, RESULTS_VERSION};
 use chronik_chaos::verdict::{Fidelity, Verdict};
-use expect_test::expect_file;
+use expect_test::{expect, expect_file, Expect};
 
 /// A synthetic run: 100 writes/s for 30 s, a fault from 5 s to 20 s that raises latency to
 /// `fault_latency_us` and, when `outage`, stops acknowledgements from 8 s to 12 s; `lose` of
@@ -47,6 +50,7 @@ fn scenario(
             completed_us: Some(done),
             outcome: Outcome::Ok { partition: (seq % 3) as i32, offset: (seq / 3) as i64 },
             broker: None,
+            key: None,
         });
         seq += 1;
         t += 10_000;
@@ -67,6 +71,7 @@ fn scenario(
         Verdict::Error => {
             vec!["The fault was not proven: the toxic was not found on the proxy after injection.".into()]
         }
+        Verdict::NotApplicable => vec!["N/A: The cluster does not support what this scenario needs.".into()],
     };
     let proven = verdict != Verdict::Error;
     ScenarioResult {
@@ -180,6 +185,9 @@ fn checks() -> Checks {
         polls: PollReport::default(),
         partitions: vec![partition(0, 0, Some(850.0)), partition(1, 0, Some(1_250.0)), partition(2, 0, None)],
         metadata: MetadataReport::default(),
+        group: None,
+        keys: KeyReport::default(),
+        txn: None,
     }
 }
 
@@ -217,6 +225,9 @@ fn checks_with(topic: &str, partitions: Vec<PartitionAvailability>) -> Checks {
         polls: PollReport::default(),
         partitions,
         metadata: MetadataReport::default(),
+        group: None,
+        keys: KeyReport::default(),
+        txn: None,
     }
 }
 
@@ -365,6 +376,89 @@ fn oversized() -> Results {
     results(all)
 }
 
+/// A queue scenario: the producer figures of [`scenario`], 3 partitions that recovered, a group
+/// of 3 that was handed every acknowledged write (120 twice) and settled 1.24 s after heal, and
+/// 12 keys in order.
+fn queue_scenario(name: &str, verdict: Verdict) -> ScenarioResult {
+    let mut s = scenario(name, "queue", verdict, 2_000, false, 0);
+    let mut c = checks_with(name, (0..3).map(|p| healthy_partition(p, 40.0)).collect());
+    c.group = Some(GroupReport {
+        members: 3,
+        commit_mode: "auto".into(),
+        consumed: 3000,
+        polls: 3120,
+        duplicates: 120,
+        rebalances: 6,
+        commits_ok: 58,
+        commits_failed: 2,
+        longest_stall_ms: 2_510.0,
+        convergence: Convergence { from_us: 20_000_000, converged_us: Some(21_240_000), problems: vec![] },
+        drained: true,
+        ..GroupReport::default()
+    });
+    c.keys = KeyReport { keys: 12, ..KeyReport::default() };
+    s.checks = Some(c);
+    s
+}
+
+fn group_of(s: &mut ScenarioResult) -> &mut GroupReport {
+    s.checks.as_mut().unwrap().group.as_mut().unwrap()
+}
+
+/// A queue scenario that passed, one whose group skipped writes, committed backwards, broke a
+/// key's order and never settled, and a producer scenario beside them.
+fn queue() -> Results {
+    let pass = queue_scenario("queue-kill-leader", Verdict::Pass);
+    let mut fail = queue_scenario("queue-isolate-coordinator", Verdict::Fail);
+    let g = group_of(&mut fail);
+    g.consumed = 2995;
+    g.skipped = vec![placed("p0-1200", 0, 400), placed("p0-1203", 0, 401), placed("p0-1206", 0, 402)];
+    g.not_reached = vec![placed("p0-2996", 2, 998), placed("p0-2999", 2, 999)];
+    g.commit_regressions = vec![CommitRegression {
+        partition: 0,
+        before: 420,
+        before_consumer: 1,
+        after: 399,
+        after_consumer: 2,
+        at_us: 14_200_000,
+    }];
+    g.convergence = Convergence {
+        from_us: 20_000_000,
+        converged_us: None,
+        problems: vec![
+            "partition 2: no owner".into(),
+            "partition 0: owned by consumer 1 and consumer 3 at once".into(),
+        ],
+    };
+    g.drained = false;
+    let list = |p: &[Placed]| p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    let (skipped, not_reached, regression) =
+        (list(&g.skipped), list(&g.not_reached), g.commit_regressions[0].to_string());
+    let reorder =
+        KeyReorder { key: "k7".into(), where_: "consumer 2".into(), partition: 1, first: (41, 530), then: (40, 529) };
+    fail.explanation = vec![
+        format!(
+            "FAIL: 3 acknowledged writes that the log holds were never delivered to the consumer group, although \
+             the group read past them (at-least-once broken): {skipped}."
+        ),
+        format!(
+            "FAIL: The group accepted 1 commits lower than one it had already accepted and answered (committed \
+             offsets went back): {regression}."
+        ),
+        format!("FAIL: Writes of one key came out of their order 1 times: {reorder}."),
+        format!(
+            "HANG: The consumer group never got to 2 acknowledged writes the log holds (the drain ran out of \
+             time): {not_reached}."
+        ),
+        "HANG: The consumer group did not settle within 30000 ms of 20.0 s (every partition with exactly one \
+         owner among its 3 members): partition 2: no owner; partition 0: owned by consumer 1 and consumer 3 at once."
+            .into(),
+    ];
+    fail.checks.as_mut().unwrap().keys.reorders = vec![reorder];
+    let producer = scenario("client-latency", "latency", Verdict::Pass, 200_000, false, 0);
+    results(vec![pass, fail, producer])
+}
+
 fn opts() -> RenderOptions {
     RenderOptions { baseline: None, tolerance: 0.25, artifacts_url: None, base_dir: None }
 }
@@ -445,7 +539,7 @@ fn row<'a>(head: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn the_first_screen_is_one_table_of_at_most_four_columns() {
-    for r in [all_pass(), mixed(), hostile(), reasons(), oversized()] {
+    for r in [all_pass(), mixed(), hostile(), reasons(), oversized(), queue()] {
         let md = markdown::render(&r, &opts(), GITHUB_COMMENT_LIMIT);
         let rows: Vec<&str> = first_screen(&md).lines().filter(|l| l.starts_with('|')).collect();
         assert_eq!(rows.len(), r.scenarios.len() + 2, "a header, a rule and one row per scenario");
@@ -458,7 +552,7 @@ fn the_first_screen_is_one_table_of_at_most_four_columns() {
 
 #[test]
 fn every_scenario_s_verdict_and_reason_come_before_anything_folded() {
-    for r in [all_pass(), mixed(), hostile(), reasons(), oversized()] {
+    for r in [all_pass(), mixed(), hostile(), reasons(), oversized(), queue()] {
         let md = markdown::render(&r, &opts(), GITHUB_COMMENT_LIMIT);
         let head = first_screen(&md);
         for s in &r.scenarios {
@@ -783,4 +877,315 @@ fn the_report_command_writes_every_file() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("results version 99"));
+}
+
+/// The rows of the folded "Consumer group" table and the "Keys" line of each scenario that has them.
+fn consumer_blocks(md: &str) -> String {
+    let mut out = String::new();
+    let mut summary = "";
+    let mut inside = false;
+    for line in md.lines() {
+        if line.starts_with("<details><summary>") {
+            summary = line;
+        }
+        if line.starts_with("| Consumer group |") {
+            out.push_str(summary);
+            out.push('\n');
+            inside = true;
+        }
+        if inside && line.is_empty() {
+            inside = false;
+        }
+        if inside || line.starts_with("**Keys:**") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn markdown_queue_first_screen() {
+    let md = markdown::render(&queue(), &opts(), GITHUB_COMMENT_LIMIT);
+    expect![[r#"
+        # ❌ Chronik resilience: FAIL — 1 of 3 scenarios did not pass
+
+        **1 FAIL · 0 HANG · 0 ERROR · 2 PASS** · Chronik Server v2.10.4 · seed `42`
+
+        | Scenario | Verdict | Why | Key figure |
+        |---|---|---|---|
+        | queue-isolate-coordinator | ❌ FAIL | 3 writes never delivered to the group (+4 more) | 3 of 3000 acked |
+        | queue-kill-leader | ✅ PASS | recovered in 40.0 ms | consumed 3000, 120 dup |
+        | client-latency | ✅ PASS | recovered in 1.00 s | p99 under fault 200 ms |
+
+        <sub>FAIL: acknowledged writes lost, duplicated or misordered, acknowledged without a quorum, or served to readers out of order. HANG: no failover, progress or recovery in time, or a cluster not whole after heal. ERROR: the fault's effect was not measured, or the harness failed. With a consumer group, FAIL also means a write it read past and was never handed, a committed offset that went back, a member resuming past a commit, records or a key's writes out of order, or a value the log does not hold; HANG also means writes the group never got to, or a group that never settled.</sub>
+
+        <sub>Toxiproxy: real toxiproxy-server 2.8.0 · 2026-11-26T12:00:00Z → 2026-11-26T12:05:00Z</sub>
+
+    "#]]
+    .assert_eq(first_screen(&md));
+}
+
+#[test]
+fn markdown_queue_consumer_group_blocks() {
+    let r = queue();
+    let md = markdown::render(&r, &opts(), GITHUB_COMMENT_LIMIT);
+    expect![[r#"
+        <details><summary>❌ queue-isolate-coordinator — FAIL: 3 writes never delivered to the group</summary>
+        | Consumer group | |
+        |---|--:|
+        | Members, commit mode | 3 members, auto |
+        | Consumed | 2995 values in 3120 polls |
+        | Duplicates delivered | 120 |
+        | Rebalances (assignments) | 6 |
+        | Commits accepted / refused | 58 / 2 |
+        | Longest group stall | 2.51 s |
+        | Settled after heal | **never** (partition 2: no owner; partition 0: owned by consumer 1 and consumer 3 at once) |
+        | Drained | **no** |
+        | Never delivered, read past (skipped) | **3** |
+        | Never reached | **2** |
+        | Committed offset went back | **1** |
+        **Keys:** 12 written, **1 reorder** (in the log and as members were handed them).
+        <details><summary>✅ queue-kill-leader — recovered in 40.0 ms</summary>
+        | Consumer group | |
+        |---|--:|
+        | Members, commit mode | 3 members, auto |
+        | Consumed | 3000 values in 3120 polls |
+        | Duplicates delivered | 120 |
+        | Rebalances (assignments) | 6 |
+        | Commits accepted / refused | 58 / 2 |
+        | Longest group stall | 2.51 s |
+        | Settled after heal | 1.24 s |
+        | Drained | yes |
+        **Keys:** 12 written, 0 reorders (in the log and as members were handed them).
+    "#]].assert_eq(&consumer_blocks(&md));
+    // Passes summarized: the group's figures stay in the pass's one line.
+    let summarized = markdown::render_at(&r, &opts(), Detail::PassesSummarized);
+    assert!(
+        summarized.contains("- ✅ **queue-kill-leader**: recovered in 40.0 ms, 3000 acked, consumed 3000, 120 dup,")
+    );
+    // What results.json does not hold is not shown: no commit mode, no keys.
+    let mut quiet = queue();
+    quiet.scenarios.truncate(1);
+    group_of(&mut quiet.scenarios[0]).commit_mode = String::new();
+    quiet.scenarios[0].checks.as_mut().unwrap().keys = KeyReport::default();
+    let md = markdown::render(&quiet, &opts(), GITHUB_COMMENT_LIMIT);
+    let block = consumer_blocks(&md);
+    assert!(block.contains("| Members | 3 members |") && !block.contains("commit mode"), "{block}");
+    assert!(!block.contains("**Keys:**"), "{block}");
+}
+
+#[test]
+fn a_producer_scenario_shows_no_consumer_figures() {
+    for r in [all_pass(), mixed(), reasons()] {
+        let md = markdown::render(&r, &opts(), GITHUB_COMMENT_LIMIT);
+        assert!(!md.contains("Consumer group") && !md.contains("**Keys:**"), "a group that did not run is shown");
+        assert!(!md.contains("With a consumer group"), "the legend speaks of a group that did not run");
+        let xml = junit::render(&r);
+        assert!(!xml.contains("\"group.") && !xml.contains("\"keys."), "properties of a group that did not run");
+    }
+    let md = markdown::render(&queue(), &opts(), GITHUB_COMMENT_LIMIT);
+    let producer = &md[md.find("<summary>✅ client-latency").unwrap()..];
+    assert!(!producer.contains("Consumer group"), "{producer}");
+}
+
+#[test]
+fn junit_queue_properties() {
+    let xml = junit::render(&queue());
+    let mut out = String::new();
+    for line in xml.lines().map(str::trim) {
+        if line.starts_with("<testcase") || line.contains("\"group.") || line.contains("\"keys.") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    expect![[r#"
+        <testcase name="queue-kill-leader" classname="queue" time="31.000">
+        <property name="group.members" value="3"/>
+        <property name="group.commit_mode" value="auto"/>
+        <property name="group.consumed" value="3000"/>
+        <property name="group.polls" value="3120"/>
+        <property name="group.duplicates" value="120"/>
+        <property name="group.rebalances" value="6"/>
+        <property name="group.commits_ok" value="58"/>
+        <property name="group.commits_failed" value="2"/>
+        <property name="group.longest_stall" value="2.51 s"/>
+        <property name="group.settled_after" value="1.24 s"/>
+        <property name="group.drained" value="true"/>
+        <property name="group.skipped" value="0"/>
+        <property name="group.not_reached" value="0"/>
+        <property name="group.commit_regressions" value="0"/>
+        <property name="group.resume_skips" value="0"/>
+        <property name="group.jumps" value="0"/>
+        <property name="group.wrong_values" value="0"/>
+        <property name="keys.written" value="12"/>
+        <property name="keys.reorders" value="0"/>
+        <property name="keys.split" value="0"/>
+        <testcase name="queue-isolate-coordinator" classname="queue" time="31.000">
+        <property name="group.members" value="3"/>
+        <property name="group.commit_mode" value="auto"/>
+        <property name="group.consumed" value="2995"/>
+        <property name="group.polls" value="3120"/>
+        <property name="group.duplicates" value="120"/>
+        <property name="group.rebalances" value="6"/>
+        <property name="group.commits_ok" value="58"/>
+        <property name="group.commits_failed" value="2"/>
+        <property name="group.longest_stall" value="2.51 s"/>
+        <property name="group.settled_after" value="never"/>
+        <property name="group.drained" value="false"/>
+        <property name="group.skipped" value="3"/>
+        <property name="group.not_reached" value="2"/>
+        <property name="group.commit_regressions" value="1"/>
+        <property name="group.resume_skips" value="0"/>
+        <property name="group.jumps" value="0"/>
+        <property name="group.wrong_values" value="0"/>
+        <property name="keys.written" value="12"/>
+        <property name="keys.reorders" value="1"/>
+        <property name="keys.split" value="0"/>
+        <testcase name="client-latency" classname="latency" time="31.000">
+    "#]]
+    .assert_eq(&out);
+}
+
+/// The first screen's phrase and figure for a queue scenario changed by `change`.
+fn check_why(verdict: Verdict, change: impl FnOnce(&mut ScenarioResult), expected: Expect) {
+    let mut s = queue_scenario("q", verdict);
+    change(&mut s);
+    let w = markdown::why(&s);
+    expected.assert_eq(&format!("{} | {}", w.phrase, w.figure));
+}
+
+#[test]
+fn group_why_phrases_follow_the_verdict_s_order() {
+    check_why(Verdict::Pass, |_| {}, expect!["recovered in 40.0 ms | consumed 3000, 120 dup"]);
+    let skipped = |s: &mut ScenarioResult| {
+        group_of(s).skipped = vec![placed("p0-3", 0, 1), placed("p0-6", 0, 2), placed("p0-9", 0, 3)];
+    };
+    check_why(Verdict::Fail, skipped, expect!["3 writes never delivered to the group | 3 of 3000 acked"]);
+    let regression = |s: &mut ScenarioResult| {
+        let r =
+            CommitRegression { partition: 1, before: 42, before_consumer: 0, after: 17, after_consumer: 2, at_us: 9 };
+        group_of(s).commit_regressions = vec![r.clone(), r];
+    };
+    check_why(Verdict::Fail, regression, expect!["committed offset went back | 2 regressions, p1 42 → 17"]);
+    // Skipped writes come before a regression, as the verdict lists them.
+    check_why(
+        Verdict::Fail,
+        |s| (skipped(s), regression(s)).1,
+        expect!["3 writes never delivered to the group | 3 of 3000 acked"],
+    );
+    let resume = |committed| {
+        move |s: &mut ScenarioResult| {
+            group_of(s).resume_skips = vec![ResumeSkip {
+                consumer: 1,
+                assignment: 2,
+                partition: 0,
+                committed,
+                log_start: 0,
+                first_polled: 120,
+                at_us: 9,
+            }];
+        }
+    };
+    check_why(Verdict::Fail, resume(Some(100)), expect!["member resumed past commit | 1 takeover, p0 at 120 past 100"]);
+    check_why(
+        Verdict::Fail,
+        resume(None),
+        expect!["member resumed past commit | 1 takeover, p0 at 120 past log start 0"],
+    );
+    let jump = |from, to| GroupJump { consumer: 0, assignment: 1, partition: 2, from, to };
+    check_why(
+        Verdict::Fail,
+        |s| group_of(s).jumps = vec![jump(10, 14), jump(14, 12), jump(20, 20)],
+        expect!["group served out of order | 1 skip, 2 rewinds"],
+    );
+    check_why(
+        Verdict::Fail,
+        |s| group_of(s).wrong_values = vec![placed("p0-1", 0, 0)],
+        expect!["1 wrong value served to the group | 1 of 3000 consumed"],
+    );
+    let reorder = KeyReorder { key: "k1".into(), where_: "log".into(), partition: 0, first: (3, 9), then: (2, 10) };
+    check_why(
+        Verdict::Fail,
+        |s| s.checks.as_mut().unwrap().keys.reorders = vec![reorder],
+        expect!["key order broken | 1 reorder, 12 keys"],
+    );
+    let not_reached =
+        |s: &mut ScenarioResult| group_of(s).not_reached = (0..12).map(|i| placed("p0-1", 1, i)).collect();
+    check_why(Verdict::Hang, not_reached, expect!["group never got to 12 writes | 12 of 3000 acked"]);
+    let unsettled = |problems: Vec<String>| {
+        move |s: &mut ScenarioResult| {
+            group_of(s).convergence = Convergence { from_us: 20_000_000, converged_us: None, problems };
+        }
+    };
+    check_why(
+        Verdict::Hang,
+        unsettled(vec!["partition 2: no owner".into()]),
+        expect!["group did not settle | 1 partition without one owner"],
+    );
+    check_why(Verdict::Hang, unsettled(vec![]), expect!["group did not settle | never settled"]);
+    // A producer rule the verdict lists first still comes first.
+    let unseen = |s: &mut ScenarioResult| {
+        s.anomalies.unseen = vec![placed("p0-2", 2, 0)];
+        not_reached(s);
+    };
+    check_why(Verdict::Hang, unseen, expect!["1 acked write unseen | 1 of 3000 acked"]);
+}
+
+/// A transactional scenario that passed, one that read an aborted write, and one the cluster
+/// could not run (N/A): each on the first screen, with its figures, and N/A as JUnit's skipped.
+#[test]
+fn transactions_and_not_applicable_scenarios() {
+    use chronik_chaos::checker::txn::{BadRead, TxnReport};
+    let txn = |name: &str, verdict: Verdict| {
+        let mut s = scenario(name, "transactions", verdict, 2_000, false, 0);
+        let mut c = checks_with(name, (0..3).map(|p| healthy_partition(p, 40.0)).collect());
+        c.faulted = false;
+        c.txn = Some(TxnReport {
+            applicable: true,
+            committed: 194,
+            aborted: 64,
+            committed_values: 580,
+            committed_values_read: 580,
+            values_read: 580,
+            ..TxnReport::default()
+        });
+        s.checks = Some(c);
+        s
+    };
+    let pass = txn("txn-baseline", Verdict::Pass);
+    let mut fail = txn("txn-kill-leader", Verdict::Fail);
+    let t = fail.checks.as_mut().unwrap().txn.as_mut().unwrap();
+    t.failed = 3;
+    t.aborted_reads = (0..5)
+        .map(|i| BadRead {
+            reader: "final".into(),
+            read: placed(&format!("t1-36-{i}"), 2, 132 + i),
+            at_us: 37_265_000,
+            txn: "t1-36".into(),
+            outcome: "failed".into(),
+            ended_us: Some(5_054_000),
+        })
+        .collect();
+    fail.explanation = vec!["FAIL: Transactions: 5 reads of values of aborted or failed transactions.".into()];
+    let mut na = scenario("txn-isolate-leader", "transactions", Verdict::NotApplicable, 0, false, 0);
+    na.explanation = vec!["N/A: the cluster does not advertise what transactions need (EndTxn).".into()];
+    let r = results(vec![pass, fail, na]);
+    let md = markdown::render(&r, &opts(), GITHUB_COMMENT_LIMIT);
+    let head = first_screen(&md);
+    assert!(row(head, "txn-baseline").contains("194 committed, 64 aborted"), "{head}");
+    assert!(row(head, "txn-kill-leader").contains("5 aborted writes read"), "{head}");
+    assert!(
+        row(head, "txn-isolate-leader").contains("N/A") && row(head, "txn-isolate-leader").contains("not applicable"),
+        "{head}"
+    );
+    assert!(md.contains("**Transactions:** 194 committed, 64 aborted, 3 failed, 0 indeterminate; 580 of 580 committed writes read back; **5 violations**"), "{md}");
+    let xml = junit::render(&r);
+    let c = junit::counts(&r);
+    assert_eq!((c.tests, c.failures, c.errors, c.skipped), (3, 1, 0, 1));
+    assert!(xml.contains("skipped=\"1\"") && xml.contains("<skipped type=\"N/A\" message=\"N/A: the cluster"), "{xml}");
+    assert!(
+        xml.contains("name=\"txn.committed\" value=\"194\"") && xml.contains("name=\"txn.violations\" value=\"5\""),
+        "{xml}"
+    );
 }

@@ -176,6 +176,7 @@ mod tests {
                     completed_us: Some(t + if stalled { 10_000_000 } else { 4_000 }),
                     outcome,
                     broker: None,
+                    key: None,
                 });
             }
         }
@@ -204,6 +205,7 @@ mod tests {
             completed_us: Some(6_010_000),
             outcome: Outcome::Ok { partition: 0, offset: 1_000 },
             broker: None,
+            key: None,
         });
         let a = run(&h);
         assert!(a.iter().all(|p| p.quorum_possible_throughout && p.leader_before == Some(1)));

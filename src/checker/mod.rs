@@ -5,9 +5,12 @@
 //! and rewinds), `metadata` (stale and split views of the cluster).
 
 pub mod availability;
+pub mod group;
+pub mod keys;
 pub mod metadata;
 pub mod quorum;
 pub mod reads;
+pub mod txn;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -380,6 +383,7 @@ mod tests {
                 completed_us: Some(self.t + 5),
                 outcome,
                 broker: None,
+                key: None,
             });
             self
         }

@@ -150,6 +150,7 @@ mod tests {
             completed_us: Some(t.1),
             outcome: Outcome::Ok { partition, offset },
             broker: Some(broker),
+            key: None,
         });
     }
 

@@ -120,7 +120,7 @@ async fn comment(results: &Results, markdown: &str, choice: CommentChoice) {
     if mode == Mode::Never {
         return;
     }
-    let failed = results.worst() != Verdict::Pass;
+    let failed = results.worst() > Verdict::NotApplicable;
     let ctx = match GithubContext::resolve(&ContextInputs::from_env()) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -145,7 +145,8 @@ pub enum FailOn {
 /// The exit code for a finished run.
 pub fn exit_code(results: &Results, fail_on: FailOn) -> u8 {
     let failed = match fail_on {
-        FailOn::Any => results.worst() != Verdict::Pass,
+        // A scenario that does not apply to the cluster says nothing about it: no failure.
+        FailOn::Any => results.worst() > Verdict::NotApplicable,
         FailOn::Safety => results.scenarios.iter().any(|s| s.verdict == Verdict::Fail),
         FailOn::Never => false,
     };
@@ -450,6 +451,8 @@ mod tests {
         let hang = with(&[Verdict::Pass, Verdict::Hang]);
         let fail = with(&[Verdict::Fail, Verdict::Pass]);
         let pass = with(&[Verdict::Pass]);
+        let not_applicable = with(&[Verdict::Pass, Verdict::NotApplicable]);
+        assert_eq!(exit_code(&not_applicable, FailOn::Any), EXIT_OK);
         assert_eq!(exit_code(&hang, FailOn::Any), EXIT_SCENARIO_FAILURES);
         assert_eq!(exit_code(&hang, FailOn::Safety), EXIT_OK);
         assert_eq!(exit_code(&fail, FailOn::Safety), EXIT_SCENARIO_FAILURES);

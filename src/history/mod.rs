@@ -4,6 +4,9 @@
 //! the topic's settings as read back. Timestamps are monotonic microseconds since the workload
 //! started. Values are unique: `p<producer>-<seq>`. The checker decides from this alone.
 
+pub mod group;
+pub mod txn;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +36,17 @@ pub struct Send {
     /// The broker that answered the produce request, as librdkafka reports it (`None`: unknown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker: Option<i32>,
+    /// Keyed writes: the record's key and its place in that key's own sequence (each key is
+    /// written by one producer, so its sequence is that producer's order for the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeySeq>,
+}
+
+/// A keyed write's key and its number in that key's sequence (0, 1, 2, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySeq {
+    pub key: String,
+    pub seq: u64,
 }
 
 /// One record seen by a consumer.
@@ -206,6 +220,12 @@ pub struct History {
     pub observations: Vec<Observation>,
     #[serde(default)]
     pub reader_events: Vec<ReaderEvent>,
+    /// The queue workload's consumer group (`None`: the scenario ran no group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<group::GroupHistory>,
+    /// The transactional workload, on its own topic (`None`: the scenario ran none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn: Option<txn::TxnHistory>,
 }
 
 /// The unique value of a producer's `seq`-th send.

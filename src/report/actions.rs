@@ -40,14 +40,14 @@ pub fn annotations(r: &Results) -> Vec<String> {
 }
 
 /// Appends the run's outputs to a `$GITHUB_OUTPUT` file: `verdict` (worst), `passed`,
-/// `failed` (scenarios that did not pass), `junit`, `report`, `results` (paths). Values use the
+/// `failed` (scenarios that FAILed, HUNG or ERRORed; an N/A one is neither), `junit`, `report`, `results` (paths). Values use the
 /// multi-line `name<<DELIMITER` form, so no value can inject another output.
 pub fn write_outputs(path: &Path, r: &Results, out_dir: &Path) -> std::io::Result<()> {
     let passed = r.scenarios.iter().filter(|s| s.verdict == Verdict::Pass).count();
     let values = [
         ("verdict", r.worst().to_string()),
         ("passed", passed.to_string()),
-        ("failed", (r.scenarios.len() - passed).to_string()),
+        ("failed", r.scenarios.iter().filter(|s| s.verdict > Verdict::NotApplicable).count().to_string()),
         ("junit", out_dir.join("junit.xml").display().to_string()),
         ("report", out_dir.join("report.md").display().to_string()),
         ("results", out_dir.join("results.json").display().to_string()),

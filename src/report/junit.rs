@@ -1,6 +1,7 @@
 //! JUnit XML from `results.json`: one testsuite per run, one testcase per scenario
 //! (classname = family, name = scenario), FAIL → `<failure>`, ERROR/HANG → `<error>`, with
-//! properties for the seed, the fault timeline, the toxics and the key figures.
+//! properties for the seed, the fault timeline, the toxics and the key figures (the consumer
+//! group's and keyed writes' too, when the scenario had them).
 //!
 //! Written with quick-xml directly rather than the junit-report crate: junit-report 0.9 cannot
 //! write `<properties>`, and it puts text in CDATA without splitting `]]>` or removing control
@@ -13,6 +14,7 @@ use quick_xml::Writer;
 
 use super::escape::xml_text;
 use super::{fmt_ms, phase_latency};
+use crate::checker::group::GroupReport;
 use crate::liveness::Phase;
 use crate::results::{Results, ScenarioResult};
 use crate::verdict::Verdict;
@@ -23,6 +25,8 @@ pub struct JunitCounts {
     pub tests: usize,
     pub failures: usize,
     pub errors: usize,
+    /// Not applicable to this cluster (JUnit's `skipped`).
+    pub skipped: usize,
 }
 
 pub fn counts(r: &Results) -> JunitCounts {
@@ -31,6 +35,7 @@ pub fn counts(r: &Results) -> JunitCounts {
         match s.verdict {
             Verdict::Fail => c.failures += 1,
             Verdict::Error | Verdict::Hang => c.errors += 1,
+            Verdict::NotApplicable => c.skipped += 1,
             Verdict::Pass => {}
         }
     }
@@ -48,15 +53,15 @@ fn write<W: Write>(r: &Results, sink: W) -> std::io::Result<()> {
     let c = counts(r);
     let secs = |ms: f64| format!("{:.3}", ms / 1e3);
     let total_ms: f64 = r.scenarios.iter().map(|s| s.duration_ms).sum();
-    let (tests, failures, errors, time) =
-        (c.tests.to_string(), c.failures.to_string(), c.errors.to_string(), secs(total_ms));
+    let (tests, failures, errors, skipped, time) =
+        (c.tests.to_string(), c.failures.to_string(), c.errors.to_string(), c.skipped.to_string(), secs(total_ms));
     // The same totals on <testsuites> and on the one <testsuite>, which also has a timestamp.
     let totals = [
         ("name", "chronik-chaos"),
         ("tests", tests.as_str()),
         ("failures", failures.as_str()),
         ("errors", errors.as_str()),
-        ("skipped", "0"),
+        ("skipped", skipped.as_str()),
         ("time", time.as_str()),
     ];
     let timestamp = xml_text(&r.started_at);
@@ -128,6 +133,30 @@ pub fn key_figures(s: &ScenarioResult) -> Vec<(String, String)> {
         out.push(("longest_unavailability".to_string(), fmt_ms(l.longest_unavailability_ms)));
         out.push(("heal_to_recovered".to_string(), super::markdown::recovery_text(s.recovery())));
     }
+    if let Some(c) = &s.checks {
+        if let Some(g) = &c.group {
+            out.extend(group_figures(g));
+        }
+        if !c.keys.is_empty() {
+            let k = &c.keys;
+            out.push(("keys.written".to_string(), k.keys.to_string()));
+            out.push(("keys.reorders".to_string(), k.reorders.len().to_string()));
+            out.push(("keys.split".to_string(), k.split_keys.len().to_string()));
+        }
+        if let Some(t) = &c.txn {
+            for (k, v) in [
+                ("txn.committed", t.committed),
+                ("txn.aborted", t.aborted),
+                ("txn.failed", t.failed),
+                ("txn.indeterminate", t.unknown),
+                ("txn.committed_values_read", t.committed_values_read),
+                ("txn.violations", t.violations()),
+                ("txn.unseen", t.unseen.len()),
+            ] {
+                out.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
     for (i, e) in s.timeline.iter().enumerate() {
         out.push((format!("timeline.{i:02}"), format!("{} {}", fmt_ms(e.t_ms), e.what)));
     }
@@ -135,6 +164,34 @@ pub fn key_figures(s: &ScenarioResult) -> Vec<(String, String)> {
         out.push((format!("toxic.{i:02}"), t.clone()));
     }
     out
+}
+
+/// The consumer group's figures and rule counts, as `group.*` properties.
+fn group_figures(g: &GroupReport) -> Vec<(String, String)> {
+    let c = &g.convergence;
+    let settled = c.converged_us.map_or("never".to_string(), |t| fmt_ms(t.saturating_sub(c.from_us) as f64 / 1e3));
+    let mut out = vec![("group.members", g.members.to_string())];
+    if !g.commit_mode.trim().is_empty() {
+        out.push(("group.commit_mode", g.commit_mode.clone()));
+    }
+    out.extend([
+        ("group.consumed", g.consumed.to_string()),
+        ("group.polls", g.polls.to_string()),
+        ("group.duplicates", g.duplicates.to_string()),
+        ("group.rebalances", g.rebalances.to_string()),
+        ("group.commits_ok", g.commits_ok.to_string()),
+        ("group.commits_failed", g.commits_failed.to_string()),
+        ("group.longest_stall", fmt_ms(g.longest_stall_ms)),
+        ("group.settled_after", settled),
+        ("group.drained", g.drained.to_string()),
+        ("group.skipped", g.skipped.len().to_string()),
+        ("group.not_reached", g.not_reached.len().to_string()),
+        ("group.commit_regressions", g.commit_regressions.len().to_string()),
+        ("group.resume_skips", g.resume_skips.len().to_string()),
+        ("group.jumps", g.jumps.len().to_string()),
+        ("group.wrong_values", g.wrong_values.len().to_string()),
+    ]);
+    out.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 fn testcase<W: Write>(w: &mut Writer<W>, s: &ScenarioResult) -> std::io::Result<()> {
@@ -150,6 +207,7 @@ fn testcase<W: Write>(w: &mut Writer<W>, s: &ScenarioResult) -> std::io::Result<
                 Verdict::Pass => None,
                 Verdict::Fail => Some("failure"),
                 Verdict::Error | Verdict::Hang => Some("error"),
+                Verdict::NotApplicable => Some("skipped"),
             };
             if let Some(element) = element {
                 // One line: parsers fold newlines in attributes anyway; the body has every line.

@@ -1,13 +1,17 @@
 //! The Markdown resilience report (`report.md`, also the PR comment and step summary): a first
 //! screen that fits a comment's width (headline, then one row per scenario: verdict, why, the
-//! figure that matters), then every figure and each scenario's details folded, bulk of passing
-//! scenarios left to the artifacts, baseline deltas, and graceful shrinking under a limit.
+//! figure that matters), then every figure and each scenario's details folded (with the
+//! consumer group's figures when one ran), bulk of passing scenarios left to the artifacts,
+//! baseline deltas, and graceful shrinking under a limit.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::escape::{code_block, html_inline, md};
 use super::{baseline, fit, fmt_ms, phase_latency, plot, RenderOptions};
+use crate::checker::group::GroupReport;
+use crate::checker::keys::KeyReport;
+use crate::checker::txn::TxnReport;
 use crate::liveness::Phase;
 use crate::results::{Recovery, Results, ScenarioResult};
 use crate::verdict::Verdict;
@@ -60,6 +64,7 @@ fn icon(v: Verdict) -> &'static str {
         Verdict::Fail => "❌",
         Verdict::Hang => "⏳",
         Verdict::Error => "⚠️",
+        Verdict::NotApplicable => "➖",
     }
 }
 
@@ -71,7 +76,8 @@ pub struct Why {
     /// recovered (`recovered in 1.00 s`).
     pub phrase: String,
     /// The one figure that matters for that reason (`674 of 2004 acked affected`,
-    /// `4 skips, 8 rewinds`, `never recovered`); for a pass, p99 under fault.
+    /// `4 skips, 8 rewinds`, `never recovered`); for a pass, p99 under fault, or what the
+    /// consumer group was handed (`consumed 1500, 0 dup`) in a queue scenario.
     pub figure: String,
     /// How many more reasons the scenario's details list (notes and findings not counted).
     pub more: usize,
@@ -92,6 +98,7 @@ pub fn why(s: &ScenarioResult) -> Why {
             None
         }
         Verdict::Error => error_why(s),
+        Verdict::NotApplicable => Some(("not applicable to this cluster".to_string(), String::new())),
     };
     let (phrase, figure) = structured.unwrap_or_else(|| fallback_why(s, &reasons));
     let more = if s.verdict == Verdict::Pass { 0 } else { reasons.len().saturating_sub(1) };
@@ -108,7 +115,7 @@ fn reasons(s: &ScenarioResult) -> Vec<&str> {
 }
 
 fn level_prefix(reason: &str) -> Option<&'static str> {
-    ["FAIL: ", "ERROR: ", "HANG: "].into_iter().find(|p| reason.starts_with(p))
+    ["FAIL: ", "ERROR: ", "HANG: ", "N/A: "].into_iter().find(|p| reason.starts_with(p))
 }
 
 /// `1 acked write`, `18 acked writes`.
@@ -122,6 +129,14 @@ fn pass_why(s: &ScenarioResult) -> (String, String) {
         Recovery::Never => "never recovered".to_string(),
         Recovery::NotApplicable => format!("no fault, {}", count(s.counts.acked, "write acked", "writes acked")),
     };
+    // A queue scenario is about what its consumer group was handed.
+    if let Some(g) = group(s) {
+        return (phrase, format!("consumed {}, {} dup", g.consumed, g.duplicates));
+    }
+    // A transactional one, about its transactions.
+    if let Some(t) = txn(s) {
+        return (phrase, format!("{} committed, {} aborted", t.committed, t.aborted));
+    }
     let faulted = !matches!(s.recovery(), Recovery::NotApplicable);
     let figure = match &s.liveness {
         Some(l) => match (phase_latency(l, Phase::Fault), phase_latency(l, Phase::Steady)) {
@@ -176,6 +191,148 @@ fn fail_why(s: &ScenarioResult) -> Option<(String, String)> {
             count(n, "write acked at offset -1", "writes acked at offset -1"),
             format!("{n} of {} acked", s.counts.acked),
         ));
+    }
+    group_fail_why(s).or_else(|| key_fail_why(s)).or_else(|| txn_fail_why(s))
+}
+
+/// The transaction report, when the scenario ran transactions.
+fn txn(s: &ScenarioResult) -> Option<&TxnReport> {
+    s.checks.as_ref().and_then(|c| c.txn.as_ref())
+}
+
+/// The transaction rules, in the order the verdict lists them.
+fn txn_fail_why(s: &ScenarioResult) -> Option<(String, String)> {
+    let t = txn(s)?;
+    let of_committed = |n: usize| format!("{n} of {} committed", t.committed);
+    let rules = [
+        (t.aborted_reads.len(), "aborted write read", "aborted writes read", format!("{} aborted", t.aborted)),
+        (t.dirty_reads.len(), "dirty read", "dirty reads", format!("{} read", t.values_read)),
+        (t.partial.len(), "transaction partly visible", "transactions partly visible", of_committed(t.partial.len())),
+        (t.lost.len(), "committed transaction lost", "committed transactions lost", of_committed(t.lost.len())),
+        (t.misordered.len(), "transaction out of order", "transactions out of order", of_committed(t.misordered.len())),
+        (
+            t.duplicated.len(),
+            "transactional value read twice",
+            "transactional values read twice",
+            format!("{} read", t.values_read),
+        ),
+        (
+            t.inconsistent.len(),
+            "offset read with two values",
+            "offsets read with two values",
+            format!("{} read", t.values_read),
+        ),
+        (
+            t.phantom.len(),
+            "phantom transactional read",
+            "phantom transactional reads",
+            format!("{} read", t.values_read),
+        ),
+    ];
+    rules.into_iter().find(|(n, ..)| *n > 0).map(|(n, one, many, figure)| (count(n, one, many), figure))
+}
+
+fn txn_hang_why(s: &ScenarioResult) -> Option<(String, String)> {
+    let t = txn(s)?;
+    if t.committed == 0 {
+        return Some(("no transaction committed".to_string(), format!("{} aborted, {} failed", t.aborted, t.failed)));
+    }
+    (!t.unseen.is_empty()).then(|| {
+        (
+            count(t.unseen.len(), "committed transaction unseen", "committed transactions unseen"),
+            format!("{} committed", t.committed),
+        )
+    })
+}
+
+/// The consumer group's report, when the scenario ran one.
+fn group(s: &ScenarioResult) -> Option<&GroupReport> {
+    s.checks.as_ref().and_then(|c| c.group.as_ref())
+}
+
+/// The group's safety rules, in the order the verdict lists them.
+fn group_fail_why(s: &ScenarioResult) -> Option<(String, String)> {
+    let g = group(s)?;
+    if !g.skipped.is_empty() {
+        let n = g.skipped.len();
+        return Some((
+            count(n, "write never delivered to the group", "writes never delivered to the group"),
+            format!("{n} of {} acked", s.counts.acked),
+        ));
+    }
+    if let Some(r) = g.commit_regressions.first() {
+        return Some((
+            "committed offset went back".to_string(),
+            format!(
+                "{}, p{} {} → {}",
+                count(g.commit_regressions.len(), "regression", "regressions"),
+                r.partition,
+                r.before,
+                r.after
+            ),
+        ));
+    }
+    if let Some(r) = g.resume_skips.first() {
+        // What it had to start at or before: the commit, or the log's start when none was made.
+        let bound = match r.committed {
+            Some(c) if c >= r.log_start => c.to_string(),
+            _ => format!("log start {}", r.log_start),
+        };
+        return Some((
+            "member resumed past commit".to_string(),
+            format!(
+                "{}, p{} at {} past {bound}",
+                count(g.resume_skips.len(), "takeover", "takeovers"),
+                r.partition,
+                r.first_polled
+            ),
+        ));
+    }
+    if !g.jumps.is_empty() {
+        let back = g.jumps.iter().filter(|j| j.to <= j.from).count();
+        let skips = g.jumps.len() - back;
+        return Some((
+            "group served out of order".to_string(),
+            format!("{}, {}", count(skips, "skip", "skips"), count(back, "rewind", "rewinds")),
+        ));
+    }
+    if !g.wrong_values.is_empty() {
+        let n = g.wrong_values.len();
+        return Some((
+            count(n, "wrong value served to the group", "wrong values served to the group"),
+            format!("{n} of {} consumed", g.consumed),
+        ));
+    }
+    None
+}
+
+fn key_fail_why(s: &ScenarioResult) -> Option<(String, String)> {
+    let k = &s.checks.as_ref()?.keys;
+    if k.reorders.is_empty() {
+        return None;
+    }
+    Some((
+        "key order broken".to_string(),
+        format!("{}, {}", count(k.reorders.len(), "reorder", "reorders"), count(k.keys, "key", "keys")),
+    ))
+}
+
+/// The group's liveness rules, after every producer rule (as the verdict lists them).
+fn group_hang_why(s: &ScenarioResult) -> Option<(String, String)> {
+    let g = group(s)?;
+    if !g.not_reached.is_empty() {
+        let n = g.not_reached.len();
+        return Some((
+            format!("group never got to {}", count(n, "write", "writes")),
+            format!("{n} of {} acked", s.counts.acked),
+        ));
+    }
+    if g.convergence.converged_us.is_none() {
+        let figure = match g.convergence.problems.len() {
+            0 => "never settled".to_string(),
+            n => count(n, "partition without one owner", "partitions without one owner"),
+        };
+        return Some(("group did not settle".to_string(), figure));
     }
     None
 }
@@ -232,7 +389,7 @@ fn hang_why(s: &ScenarioResult) -> Option<(String, String)> {
             count(c.polls.errors.len(), "kind of error", "kinds of error"),
         ));
     }
-    None
+    group_hang_why(s).or_else(|| txn_hang_why(s))
 }
 
 fn error_why(s: &ScenarioResult) -> Option<(String, String)> {
@@ -332,8 +489,20 @@ pub fn render_at(r: &Results, opts: &RenderOptions, level: Detail) -> String {
         o.push_str(
             "<sub>FAIL: acknowledged writes lost, duplicated or misordered, acknowledged without a quorum, or \
              served to readers out of order. HANG: no failover, progress or recovery in time, or a cluster not \
-             whole after heal. ERROR: the fault's effect was not measured, or the harness failed.</sub>\n\n",
+             whole after heal. ERROR: the fault's effect was not measured, or the harness failed.",
         );
+        // Said only when a consumer group or keyed writes ran, so producer-only reports stay as they were.
+        let consumers =
+            r.scenarios.iter().any(|s| s.checks.as_ref().is_some_and(|c| c.group.is_some() || !c.keys.is_empty()));
+        if consumers {
+            o.push_str(
+                " With a consumer group, FAIL also means a write it read past and was never handed, a committed \
+                 offset that went back, a member resuming past a commit, records or a key's writes out of order, \
+                 or a value the log does not hold; HANG also means writes the group never got to, or a group that \
+                 never settled.",
+            );
+        }
+        o.push_str("</sub>\n\n");
     }
     let _ =
         writeln!(o, "<sub>Toxiproxy: {} · {} → {}</sub>\n", md(&r.toxiproxy), md(&r.started_at), md(&r.finished_at));
@@ -511,6 +680,9 @@ fn bold_nonzero(n: usize) -> String {
 /// One line of key figures for a summarized pass.
 fn one_line(s: &ScenarioResult) -> String {
     let mut parts = vec![why(s).phrase, format!("{} acked", s.counts.acked)];
+    if let Some(g) = group(s) {
+        parts.push(format!("consumed {}, {} dup", g.consumed, g.duplicates));
+    }
     if let Some(l) = &s.liveness {
         if let Some(f) = phase_latency(l, Phase::Fault) {
             parts.push(format!("p99 under fault {}", fmt_ms(f.p99_ms)));
@@ -605,6 +777,13 @@ fn scenario_details(o: &mut String, i: usize, s: &ScenarioResult, level: Detail,
     o.push('\n');
     if let Some(c) = &s.checks {
         checks(o, c);
+        if let Some(g) = &c.group {
+            group_block(o, g, c.faulted, line_max);
+        }
+        keys_line(o, &c.keys);
+        if let Some(t) = &c.txn {
+            txn_line(o, t);
+        }
     }
     let summary = s.anomalies.summary();
     if !summary.is_empty() {
@@ -738,6 +917,86 @@ fn checks(o: &mut String, c: &crate::results::Checks) {
         );
     }
     o.push('\n');
+}
+
+/// The consumer group's figures, one row each; rule breaches only when there are any.
+fn group_block(o: &mut String, g: &GroupReport, faulted: bool, line_max: usize) {
+    o.push_str("| Consumer group | |\n|---|--:|\n");
+    let mut row = |what: &str, value: String| {
+        let _ = writeln!(o, "| {what} | {value} |");
+    };
+    let members = count(g.members as usize, "member", "members");
+    match g.commit_mode.trim() {
+        "" => row("Members", members),
+        mode => row("Members, commit mode", format!("{members}, {}", md(mode))),
+    }
+    row("Consumed", format!("{} in {}", count(g.consumed, "value", "values"), count(g.polls, "poll", "polls")));
+    row("Duplicates delivered", g.duplicates.to_string());
+    row("Rebalances (assignments)", g.rebalances.to_string());
+    row("Commits accepted / refused", format!("{} / {}", g.commits_ok, g.commits_failed));
+    row("Longest group stall", fmt_ms(g.longest_stall_ms));
+    let c = &g.convergence;
+    let settled = match c.converged_us {
+        Some(t) => fmt_ms(t.saturating_sub(c.from_us) as f64 / 1e3),
+        None if c.problems.is_empty() => "**never**".to_string(),
+        None => {
+            let shown: Vec<&str> = c.problems.iter().take(3).map(String::as_str).collect();
+            let more = if c.problems.len() > 3 { format!("; {} more", c.problems.len() - 3) } else { String::new() };
+            format!("**never** ({}{more})", md(&cut(&shown.join("; "), line_max)))
+        }
+    };
+    row(if faulted { "Settled after heal" } else { "Settled after start" }, settled);
+    row("Drained", if g.drained { "yes".into() } else { "**no**".into() });
+    for (n, what) in [
+        (g.skipped.len(), "Never delivered, read past (skipped)"),
+        (g.not_reached.len(), "Never reached"),
+        (g.commit_regressions.len(), "Committed offset went back"),
+        (g.resume_skips.len(), "Resumed past the commit"),
+        (g.jumps.len(), "Served out of order"),
+        (g.wrong_values.len(), "Values the log does not hold"),
+    ] {
+        if n > 0 {
+            row(what, bold_nonzero(n));
+        }
+    }
+    o.push('\n');
+}
+
+/// One line for the transactions: outcomes, what was read, the rules broken.
+fn txn_line(o: &mut String, t: &TxnReport) {
+    let _ = write!(
+        o,
+        "**Transactions:** {} committed, {} aborted, {} failed, {} indeterminate; {} of {} committed writes read back",
+        t.committed, t.aborted, t.failed, t.unknown, t.committed_values_read, t.committed_values
+    );
+    match t.violations() {
+        0 => o.push_str("; every rule held"),
+        n => {
+            let _ = write!(o, "; **{}**", count(n, "violation", "violations"));
+        }
+    }
+    o.push_str("\n\n");
+}
+
+/// One line for keyed writes (nothing without them).
+fn keys_line(o: &mut String, k: &KeyReport) {
+    if k.keys == 0 {
+        return;
+    }
+    let _ = write!(
+        o,
+        "**Keys:** {} written, {} (in the log and as members were handed them)",
+        k.keys,
+        if k.reorders.is_empty() {
+            "0 reorders".to_string()
+        } else {
+            format!("**{}**", count(k.reorders.len(), "reorder", "reorders"))
+        }
+    );
+    if !k.split_keys.is_empty() {
+        let _ = write!(o, "; {} in more than one partition", count(k.split_keys.len(), "key", "keys"));
+    }
+    o.push_str(".\n\n");
 }
 
 /// The last lines of a log that fit in `max_lines` lines and `max_bytes` bytes (each line cut

@@ -142,11 +142,64 @@ impl Default for Expect {
     }
 }
 
+/// What the clients do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// Producers, a group-less live reader and the final read.
+    #[default]
+    Produce,
+    /// As `Produce`, plus a consumer group that consumes through the fault and commits.
+    Queue,
+    /// Transactional producers and read_committed readers.
+    Transactions,
+}
+
+impl WorkloadKind {
+    fn parse(s: &str) -> Result<WorkloadKind, String> {
+        Ok(match s {
+            "produce" => WorkloadKind::Produce,
+            "queue" => WorkloadKind::Queue,
+            "transactions" => WorkloadKind::Transactions,
+            other => return Err(format!("workload.kind `{other}`: use produce, queue or transactions")),
+        })
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WorkloadKind::Produce => "produce",
+            WorkloadKind::Queue => "queue",
+            WorkloadKind::Transactions => "transactions",
+        })
+    }
+}
+
+/// Group members when a queue scenario does not say.
+pub const DEFAULT_CONSUMERS: u32 = 3;
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkloadOverrides {
+    pub kind: WorkloadKind,
     pub producers: Option<u32>,
     pub rate: Option<f64>,
     pub idempotence: Option<bool>,
+    /// Queue: group members, and how they commit.
+    pub consumers: u32,
+    pub commit: crate::history::group::CommitMode,
+    /// Keyed writes: this many keys.
+    pub keys: Option<u32>,
+}
+
+impl WorkloadOverrides {
+    /// The consumer group a queue scenario runs (`None` for the other kinds).
+    pub fn group(&self, scenario: &str) -> Option<crate::group_workload::GroupConfig> {
+        (self.kind == WorkloadKind::Queue).then(|| crate::group_workload::GroupConfig {
+            group_id: format!("chaos-{scenario}"),
+            members: self.consumers,
+            commit: self.commit,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -249,9 +302,13 @@ struct ExpectDef {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct WorkloadDef {
+    kind: Option<String>,
     producers: Option<u32>,
     rate: Option<f64>,
     idempotence: Option<bool>,
+    consumers: Option<u32>,
+    commit: Option<String>,
+    keys: Option<u32>,
 }
 
 /// The built-in catalogue.
@@ -336,16 +393,55 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
                 min_added_latency_ms: e.min_added_latency_ms,
                 max_stale_leader_ms: e.max_stale_leader_ms.unwrap_or(DEFAULT_MAX_STALE_LEADER_MS),
             },
-            workload: WorkloadOverrides {
-                producers: d.workload.producers,
-                rate: d.workload.rate,
-                idempotence: d.workload.idempotence,
-            },
+            workload: workload(&d.workload).map_err(fail)?,
             source: format!("{file}:{line}"),
             name: d.name,
         });
     }
     Ok(out)
+}
+
+/// The `[scenario.workload]` table, checked: settings that belong to another kind are refused.
+fn workload(d: &WorkloadDef) -> Result<WorkloadOverrides, String> {
+    let kind = d.kind.as_deref().map(WorkloadKind::parse).transpose()?.unwrap_or_default();
+    let producers = d.producers.unwrap_or(2);
+    if kind != WorkloadKind::Queue {
+        if let Some(what) = [("consumers", d.consumers.is_some()), ("commit", d.commit.is_some())]
+            .iter()
+            .find(|(_, set)| *set)
+            .map(|(w, _)| w)
+        {
+            return Err(format!("workload.{what} is for kind = \"queue\" (this workload is {kind})"));
+        }
+    }
+    let consumers = d.consumers.unwrap_or(DEFAULT_CONSUMERS);
+    if !(1..=16).contains(&consumers) {
+        return Err(format!("workload.consumers = {consumers}: use 1 to 16"));
+    }
+    let commit = match d.commit.as_deref() {
+        None | Some("auto") => crate::history::group::CommitMode::Auto,
+        Some("manual") => crate::history::group::CommitMode::Manual,
+        Some(other) => return Err(format!("workload.commit `{other}`: use auto or manual")),
+    };
+    if let Some(k) = d.keys {
+        if kind == WorkloadKind::Transactions {
+            return Err("workload.keys is for kind = \"produce\" or \"queue\"".into());
+        }
+        if k < producers {
+            return Err(format!(
+                "workload.keys = {k} is fewer than the {producers} producers: each key has one producer, so every producer needs one"
+            ));
+        }
+    }
+    Ok(WorkloadOverrides {
+        kind,
+        producers: d.producers,
+        rate: d.rate,
+        idempotence: d.idempotence,
+        consumers,
+        commit,
+        keys: d.keys,
+    })
 }
 
 fn secs(v: f64) -> Duration {
@@ -469,6 +565,8 @@ pub fn shard_of<T: Clone>(selected: &[T], shard: crate::results::Shard) -> Vec<(
 mod tests {
     use super::*;
 
+    use crate::history::group::CommitMode;
+
     #[test]
     fn shards_partition_the_selection_in_order() {
         use crate::results::Shard;
@@ -505,6 +603,13 @@ mod tests {
             "kill-partition-leader",
             "pause-leader",
             "cascading-failure",
+            "queue-baseline",
+            "queue-manual-commit",
+            "queue-isolate-leader",
+            "queue-kill-leader",
+            "txn-baseline",
+            "txn-kill-leader",
+            "txn-isolate-leader",
         ] {
             assert!(names.contains(&want), "missing {want}: {names:?}");
         }
@@ -563,6 +668,26 @@ mod tests {
         assert!(parse("my.toml", &slicer(10, 10)).is_ok());
         let e = err(&format!("{base}[scenario.expect]\nwrites_must_stop = true\n"));
         assert!(e.contains("expect.writes_must_stop is gone") && e.contains("remove the line"), "{e}");
+    }
+
+    #[test]
+    fn workload_kinds_and_their_settings_are_checked() {
+        let base = "[[scenario]]\nname = \"x\"\ndescription = \"d\"\n[scenario.workload]\n";
+        let w = |rest: &str| parse("my.toml", &format!("{base}{rest}")).map(|s| s[0].workload.clone());
+        let q = w("kind = \"queue\"\ncommit = \"manual\"\nconsumers = 2\nkeys = 4\n").unwrap();
+        assert_eq!((q.kind, q.consumers, q.commit, q.keys), (WorkloadKind::Queue, 2, CommitMode::Manual, Some(4)));
+        assert_eq!(q.group("x").unwrap().group_id, "chaos-x");
+        let p = w("producers = 3\n").unwrap();
+        assert_eq!((p.kind, p.consumers, p.commit), (WorkloadKind::Produce, DEFAULT_CONSUMERS, CommitMode::Auto));
+        assert!(p.group("x").is_none());
+        let e = |rest: &str| w(rest).unwrap_err().to_string();
+        assert!(e("kind = \"stream\"\n").ends_with("workload.kind `stream`: use produce, queue or transactions"));
+        assert!(e("consumers = 2\n").ends_with("workload.consumers is for kind = \"queue\" (this workload is produce)"));
+        assert!(e("kind = \"queue\"\ncommit = \"sometimes\"\n").ends_with("use auto or manual"));
+        assert!(e("kind = \"queue\"\nconsumers = 0\n").ends_with("use 1 to 16"));
+        assert!(e("producers = 3\nkeys = 2\n").contains("fewer than the 3 producers"));
+        assert!(e("kind = \"transactions\"\nkeys = 4\n").contains("workload.keys is for"));
+        assert!(e("kind = \"queue\"\nconsumers = 2\ncolour = 1\n").contains("unknown field `colour`"));
     }
 
     #[test]
