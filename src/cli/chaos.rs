@@ -160,9 +160,14 @@ pub fn exit_code(results: &Results, fail_on: FailOn) -> u8 {
 pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     let via = InvokedAs::from_env();
     let catalogue = catalogue(&args.scenario_files)?;
+    // Columns as wide as their longest entry.
+    let (name_w, family_w) = (
+        catalogue.iter().map(|s| s.name.len()).max().unwrap_or(0),
+        catalogue.iter().map(|s| s.family.len()).max().unwrap_or(0),
+    );
     if args.list && args.shard.is_none() {
         for s in &catalogue {
-            println!("{:<22} {:<12} {}", s.name, s.family, s.description);
+            println!("{:<name_w$}  {:<family_w$}  {}", s.name, s.family, s.description);
         }
         return Ok(ExitCode::from(EXIT_OK));
     }
@@ -185,7 +190,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     };
     if args.list {
         for (i, s) in &chosen {
-            println!("{:<22} {:<12} #{:<3} {}", s.name, s.family, i + 1, s.description);
+            println!("{:<name_w$}  {:<family_w$}  #{:<3} {}", s.name, s.family, i + 1, s.description);
         }
         return Ok(ExitCode::from(EXIT_OK));
     }
