@@ -166,6 +166,14 @@ pub struct ScenarioResult {
     /// about Chronik's start-up, with the stuck node and its log tail).
     #[serde(default)]
     pub startup_failures: Vec<String>,
+    /// The fault schedule as it ran, each step with the nodes its roles resolved to (absent
+    /// without a fault): `chronik-chaos chaos --replay results.json --scenario NAME` runs it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<crate::schedule::Schedule>,
+    /// A failing generated schedule and the smallest one found that still fails
+    /// (`--shrink-budget`); `--replay results.json --scenario NAME~smallest` runs that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shrunk: Option<crate::schedule::Shrunk>,
 }
 
 /// What the timeline-aware rules found, and the topic settings they used.
@@ -199,6 +207,68 @@ pub enum Recovery {
     Never,
     /// The slowest partition's time from heal to its first acknowledged write sent after heal.
     AfterMs(f64),
+}
+
+/// A scenario run more than once whose runs did not all end alike, or one that passed only
+/// after a cluster start-up was retried: FLAKY, counted apart (as cargo-nextest does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flaky {
+    pub scenario: String,
+    pub runs: usize,
+    /// Runs that did not pass (N/A ones are not counted as runs).
+    pub failed: usize,
+    /// Passing runs that needed a retried start-up.
+    pub retried_startups: usize,
+}
+
+impl std::fmt::Display for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.failed == 0 {
+            return write!(
+                f,
+                "FLAKY {}: passed only after a retried cluster start-up ({} of {} runs)",
+                self.scenario, self.retried_startups, self.runs
+            );
+        }
+        write!(
+            f,
+            "FLAKY {}: {} of {} runs did not pass ({:.0}%)",
+            self.scenario,
+            self.failed,
+            self.runs,
+            100.0 * self.failed as f64 / self.runs as f64
+        )?;
+        if self.retried_startups > 0 {
+            write!(f, "; {} passed only after a retried cluster start-up", self.retried_startups)?;
+        }
+        Ok(())
+    }
+}
+
+impl Results {
+    /// The scenarios whose runs (`NAME`, `NAME#2`, ...) did not all end alike, or that passed
+    /// only on a retried start-up, in the order they first ran.
+    pub fn flaky(&self) -> Vec<Flaky> {
+        let mut out: Vec<Flaky> = Vec::new();
+        for s in self.scenarios.iter().filter(|s| s.verdict != Verdict::NotApplicable) {
+            let base = s.name.split('#').next().unwrap_or(&s.name).to_string();
+            let i = match out.iter().position(|f| f.scenario == base) {
+                Some(i) => i,
+                None => {
+                    out.push(Flaky { scenario: base, runs: 0, failed: 0, retried_startups: 0 });
+                    out.len() - 1
+                }
+            };
+            out[i].runs += 1;
+            if s.verdict != Verdict::Pass {
+                out[i].failed += 1;
+            } else if !s.startup_failures.is_empty() {
+                out[i].retried_startups += 1;
+            }
+        }
+        out.retain(|f| (f.failed > 0 || f.retried_startups > 0) && f.failed < f.runs);
+        out
+    }
 }
 
 impl ScenarioResult {
@@ -287,6 +357,43 @@ mod tests {
         assert_eq!(r.worst(), Verdict::Pass);
         std::fs::write(&path, r#"{"version": 99}"#).unwrap();
         assert!(Results::read(&path).unwrap_err().contains("results version 99"));
+    }
+
+    #[test]
+    fn flaky_is_a_scenario_whose_runs_did_not_all_end_alike() {
+        let r: Results = serde_json::from_str(include_str!("../tests/fixtures/results-all-pass.json")).unwrap();
+        let template = r.scenarios[0].clone();
+        let run = |name: &str, verdict: Verdict, retried: bool| ScenarioResult {
+            name: name.into(),
+            verdict,
+            startup_failures: if retried { vec!["n2 never ready".into()] } else { vec![] },
+            ..template.clone()
+        };
+        let r = Results {
+            scenarios: vec![
+                run("a#1", Verdict::Pass, false),
+                run("a#2", Verdict::Fail, false),
+                run("a#3", Verdict::Pass, false),
+                run("a#4", Verdict::Pass, false),
+                // Failing every time is not flaky, nor is passing every time.
+                run("b#1", Verdict::Hang, false),
+                run("b#2", Verdict::Fail, false),
+                run("c#1", Verdict::Pass, false),
+                run("c#2", Verdict::Pass, false),
+                // A single run that passed only after a retried start-up is.
+                run("d", Verdict::Pass, true),
+                run("e", Verdict::NotApplicable, false),
+            ],
+            ..r
+        };
+        let flaky: Vec<String> = r.flaky().iter().map(|f| f.to_string()).collect();
+        assert_eq!(
+            flaky,
+            vec![
+                "FLAKY a: 1 of 4 runs did not pass (25%)",
+                "FLAKY d: passed only after a retried cluster start-up (1 of 1 runs)"
+            ]
+        );
     }
 
     #[test]

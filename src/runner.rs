@@ -11,22 +11,18 @@ use crate::cluster::config::ClusterSettings;
 use crate::cluster::supervisor::NodeCommand;
 use crate::cluster::{Cluster, ClusterSpec, ToxiproxySource};
 use crate::decision::{self, SavedRun};
-use crate::fault::{self, Action};
 use crate::group_workload::GroupWorkload;
 use crate::history::txn::TxnSupport;
 use crate::history::History;
-use crate::history::{NemesisEvent, NemesisOp, Timeline};
+use crate::history::Timeline;
 use crate::log_end;
+use crate::nemesis;
 use crate::observer::Observer;
-use crate::os;
-use crate::proof;
 use crate::results::{Checks, Counts, Event, MetricDelta, ScenarioResult};
 use crate::scenario::Scenario;
 use crate::scenario::WorkloadKind;
-use crate::sock_diag;
 use crate::topology::TopologySpec;
 use crate::toxiproxy::Client;
-use crate::toxiproxy::ToxicKind;
 use crate::txn_workload::{self, TxnConfig, TxnRun};
 use crate::verdict::{Fidelity, Verdict};
 use crate::workload::{self, Recorder, Workload, WorkloadConfig};
@@ -138,6 +134,8 @@ pub async fn run_scenario(
         history_file: None,
         node_logs: Vec::new(),
         startup_failures: Vec::new(),
+        schedule: None,
+        shrunk: None,
     };
     let say = |line: &str| progress(&format!("[{}] {line}", s.name));
     if let Err(e) = run_inner(cfg, toxiproxy, s, seed, &mut r, &say).await {
@@ -282,175 +280,48 @@ async fn drive(
     );
     tick(s.phases.warmup, "warmup", &rec, say).await;
 
-    // Inject: roles are resolved now, from what the cluster reports at this moment.
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let needed = fault::roles(&s.faults);
-    let leader = cluster.supervisor.raft_leader().await;
-    let ids: Vec<u8> = cluster.plan.nodes.iter().map(|n| n.id).collect();
-    // Partition leaders as most nodes name them now; a moment without a majority view (a node
-    // between heartbeats) is asked again, for up to 5 s.
-    let mut partition_leaders = std::collections::BTreeMap::new();
-    for _ in 0..10 {
-        observer.sample().await;
-        partition_leaders = observer.partition_leaders(&ids);
-        if partition_leaders.len() == wl.partitions as usize {
-            break;
+    // The nemesis runs the scenario's schedule (roles resolved when each step starts).
+    let schedule = match s.schedule(seed) {
+        Ok(x) => x,
+        Err(e) => {
+            drop((running, group, txn));
+            observer.stop().await;
+            return Err(e);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    if partition_leaders.is_empty() {
-        // The nodes' admin API listed no partition: fall back to Metadata through the proxies.
-        partition_leaders = workload::partition_leaders(&wl, Duration::from_secs(5))
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(p, l)| u8::try_from(l).ok().map(|l| (p, l)))
-            .collect();
-    }
-    let roles = match fault::assign_roles(&needed, &ids, leader, &partition_leaders, &mut rng) {
-        Ok(roles) => roles,
+    };
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let ids: Vec<u8> = cluster.plan.nodes.iter().map(|n| n.id).collect();
+    let ctx = nemesis::Context { workload: &wl, observer: &observer, rec: &rec, say };
+    let fault_phase = Instant::now();
+    let ran = match nemesis::run(cluster, &schedule, &ctx, &mut rng).await {
+        Ok(ran) => ran,
         Err(e) => {
             running.stop().await;
             observer.stop().await;
             return Err(e);
         }
     };
-    r.targets = roles.iter().map(|(t, n)| (t.to_string(), *n)).collect();
-    let actions: Vec<Action> =
-        s.faults.iter().enumerate().map(|(i, f)| fault::plan_action(f, i, &roles, &cluster.plan)).collect();
-    let probe_baseline = proof::baseline(&cluster.plan, &actions).await;
-    let mut nemesis = Vec::new();
-    let mut fidelity = Fidelity::default();
-    // Per action: injected, and its effect measured.
-    let mut injected = vec![false; actions.len()];
-    let mut measured = vec![false; actions.len()];
-    for (i, a) in actions.iter().enumerate() {
-        if let Action::Toxics(ps) = a {
-            r.toxics.extend(ps.iter().map(|p| format!("{}: {}", p.proxy, p.toxic)));
-        }
-        let result = fault::inject(cluster, a).await;
-        let ok = result.is_ok();
-        nemesis.push(NemesisEvent {
-            at_us: rec.now_us(),
-            op: NemesisOp::Inject,
-            fault: i,
-            effect: fault::effect_of(a, &cluster.plan),
-            ok,
-            detail: fault::describe(a),
-        });
-        match result {
-            Ok(ev) => {
-                injected[i] = true;
-                // A kill or pause is proven by the OS view inject reads back.
-                measured[i] = matches!(a, Action::Kill(_) | Action::Pause(_));
-                fidelity.evidence.extend(ev);
-            }
-            Err(e) => fidelity.problems.push(format!("injection failed: {e}")),
+    // A hold longer than the schedule's windows runs out (a generated schedule is its own hold).
+    if !matches!(s.timing, crate::scenario::Timing::Generated { .. }) && s.replay.is_none() {
+        let left = (fault_phase + s.phases.hold).saturating_duration_since(Instant::now());
+        tick(left, "hold", &rec, say).await;
+    }
+    for (at_us, what) in &ran.notes {
+        r.timeline.push(Event { t_ms: *at_us as f64 / 1e3, what: what.clone() });
+    }
+    for step in &ran.ran.steps {
+        for (role, node) in &step.targets {
+            r.targets.entry(role.clone()).or_insert(*node);
         }
     }
-    let t_inject = rec.now_us();
-    let targets: Vec<String> = r.targets.iter().map(|(k, v)| format!("{k}=n{v}")).collect();
-    let on = if targets.is_empty() { String::new() } else { format!(" on {}", targets.join(", ")) };
-    event(r, &rec, format!("inject: {} fault(s){on}", actions.len()));
-    say(&format!(
-        "fault injected{}",
-        if targets.is_empty() { String::new() } else { format!(" ({})", targets.join(", ")) }
-    ));
-
-    let settle = Duration::from_millis(500).min(s.phases.hold / 2);
-    let hold_end = Instant::now() + s.phases.hold;
-    tokio::time::sleep(settle).await;
-    let sockets_before = sock_diag::tcp_sockets().map_err(|e| e.to_string());
-    let placed: Vec<fault::Placement> = actions
-        .iter()
-        .filter_map(|a| if let Action::Toxics(p) = a { Some(p.clone()) } else { None })
-        .flatten()
-        .collect();
-    let pid_of = |id: u8| cluster.supervisor.node(id).ok().and_then(|n| n.pid());
-    fidelity.evidence.extend(fault::os_view(&cluster.plan, &placed, &pid_of, &os::connections_of));
-    // Probes run during the hold, while the workload goes on.
-    let mut probed = Vec::new();
-    for (i, a) in actions.iter().enumerate() {
-        if let (Action::Toxics(ps), true) = (a, injected[i]) {
-            if ps.iter().any(|p| !matches!(p.toxic.kind, ToxicKind::Timeout { timeout: 0 })) {
-                probed.push((i, proof::probe_toxics(&cluster.plan, ps, &probe_baseline).await));
-            }
-        }
-    }
-    tick(hold_end.saturating_duration_since(Instant::now()), "hold", &rec, say).await;
-    let sockets_after = sock_diag::tcp_sockets().map_err(|e| e.to_string());
-    for (i, a) in actions.iter().enumerate() {
-        let Action::Toxics(ps) = a else { continue };
-        if !injected[i] {
-            continue;
-        }
-        let holes = ps.iter().any(|p| matches!(p.toxic.kind, ToxicKind::Timeout { timeout: 0 }));
-        let others = ps.iter().any(|p| !matches!(p.toxic.kind, ToxicKind::Timeout { timeout: 0 }));
-        let mut ok = true;
-        if holes {
-            match (&sockets_before, &sockets_after) {
-                (Ok(b), Ok(af)) => {
-                    let m = proof::black_holes(&cluster.plan, ps, b, af);
-                    ok &= m.proven;
-                    fidelity.evidence.extend(m.evidence);
-                    fidelity.problems.extend(m.problems);
-                    if let crate::history::Effect::Cut { pairs } = fault::effect_of(a, &cluster.plan) {
-                        let sockets = |n: u8| pid_of(n).map(os::connections_of).unwrap_or_default();
-                        let side = proof::kafka_side_channel(&cluster.plan, &pairs, &sockets, b, af);
-                        ok &= side.is_empty();
-                        if side.is_empty() {
-                            fidelity.evidence.push(format!(
-                                "no bytes crossed between the {} cut node pairs through their Kafka proxies (kernel socket counters)",
-                                pairs.len()
-                            ));
-                        }
-                        fidelity.problems.extend(side);
-                    }
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    ok = false;
-                    fidelity.problems.push(format!("the kernel's socket counters could not be read: {e}"));
-                }
-            }
-        }
-        if others {
-            let m = probed.iter().find(|(j, _)| *j == i).map(|(_, m)| m.clone()).unwrap_or_default();
-            ok &= m.proven;
-            fidelity.evidence.extend(m.evidence);
-            fidelity.problems.extend(m.problems);
-        }
-        measured[i] = ok;
-    }
-    let died_during_fault = cluster.supervisor.check_exits();
-
-    let mut healed = true;
-    for (i, a) in actions.iter().enumerate().rev() {
-        let at_us = rec.now_us();
-        let result = fault::heal(cluster, a).await;
-        nemesis.push(NemesisEvent {
-            at_us,
-            op: NemesisOp::Heal,
-            fault: i,
-            effect: fault::effect_of(a, &cluster.plan),
-            ok: result.is_ok(),
-            detail: fault::describe(a),
-        });
-        match result {
-            Ok(ev) => fidelity.evidence.extend(ev),
-            Err(e) => {
-                healed = false;
-                fidelity.problems.push(format!("heal failed: {e}"));
-            }
-        }
-    }
-    fidelity.proven = healed && injected.iter().all(|x| *x) && measured.iter().all(|x| *x);
-    if actions.is_empty() {
-        fidelity.proven = true;
-        fidelity.evidence.push("no fault in this scenario: nothing to prove".to_string());
-    }
-    let t_heal = rec.now_us();
-    event(r, &rec, "heal".to_string());
-    say("healed");
+    r.toxics = ran.toxics.clone();
+    let fidelity = ran.fidelity.clone();
+    let nemesis = ran.events.clone();
+    let died_during_fault = ran.exits;
+    let faulted = !schedule.steps.is_empty();
+    let t_inject = ran.first_inject_us.unwrap_or_else(|| rec.now_us());
+    let t_heal = ran.last_heal_us.unwrap_or_else(|| rec.now_us());
+    r.schedule = faulted.then_some(ran.ran);
     tick(s.phases.recovery, "recovery", &rec, say).await;
     let rec = running.stop().await;
     let t_end = rec.now_us();
@@ -530,7 +401,7 @@ async fn drive(
         scenario: s.name.clone(),
         expect: s.expect.clone(),
         idempotence: wl.idempotence,
-        faulted: !actions.is_empty(),
+        faulted,
         fidelity,
         node_exits: died_during_fault
             .iter()
@@ -680,7 +551,7 @@ async fn create_topic_with_retry(wl: &WorkloadConfig, within: Duration, say: &dy
 
 /// Sleeps through a phase, reporting acknowledged counts every second (the command line
 /// decides how many of these live counts to show: all in place on a terminal, fewer in logs).
-async fn tick(d: Duration, phase: &str, rec: &Recorder, say: &dyn Fn(&str)) {
+pub(crate) async fn tick(d: Duration, phase: &str, rec: &Recorder, say: &dyn Fn(&str)) {
     let end = Instant::now() + d;
     say(&format!("{phase} {:.0} s", d.as_secs_f64()));
     while Instant::now() < end {

@@ -111,6 +111,8 @@ fn scenario(
         history_file: Some(PathBuf::from(format!("histories/{family}.json"))),
         node_logs: vec![PathBuf::from("nodes/x/node1/node1.log")],
         startup_failures: vec![],
+        schedule: None,
+        shrunk: None,
     }
 }
 

@@ -63,6 +63,26 @@ pub struct ChaosArgs {
     /// `chronik-chaos merge` joins the N results files into one.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
+    /// Run the fault schedules recorded in this results.json again, exactly: same faults, same
+    /// windows, the same nodes (roles pinned to the nodes they resolved to). Each --scenario
+    /// names a run in the file (`NAME`, `NAME#3` for a repetition, `NAME~smallest` for the
+    /// smallest schedule a shrink found); without --scenario, every run in the file.
+    #[arg(long, value_name = "RESULTS", conflicts_with = "shard")]
+    pub replay: Option<PathBuf>,
+    /// Run each selected scenario N times (named NAME#1..NAME#N, each with its own seed). A
+    /// scenario that failed some runs and passed the others is FLAKY in the summary, with its
+    /// failure rate.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// Repeat each selected scenario until a run does not pass (at most --repeat runs when it
+    /// is given, else 100).
+    #[arg(long)]
+    pub until_fail: bool,
+    /// When a scenario with a generated schedule FAILs or HANGs, run up to this many smaller
+    /// schedules (a fault dropped, a fault halved) to find the smallest that still does, and
+    /// record both with their replay commands (0: no shrinking).
+    #[arg(long, value_name = "RUNS", default_value_t = 0)]
+    pub shrink_budget: usize,
     /// List the scenarios (built-in and from --scenarios-file) and exit; with --shard, only
     /// the selected scenarios (--scenario) that shard runs, with their place in the selection.
     #[arg(long)]
@@ -171,12 +191,22 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_OK));
     }
-    let selected = scenario::select(&catalogue, &args.scenarios).map_err(|e| match e {
-        SelectError::Duplicate(name) => {
-            anyhow::anyhow!("--scenario {name} is given more than once; name each scenario once")
+    // A replay runs the recorded runs of a results file; otherwise the selection by name.
+    let (replay_seed, selected) = match &args.replay {
+        Some(path) => {
+            let (seed, runs) = super::replay::replay_runs(path, &args.scenarios, &catalogue)?;
+            (Some(seed), runs)
         }
-        SelectError::Unknown { .. } => anyhow::anyhow!("--scenario: {e}"),
-    })?;
+        None => (
+            None,
+            scenario::select(&catalogue, &args.scenarios).map_err(|e| match e {
+                SelectError::Duplicate(name) => {
+                    anyhow::anyhow!("--scenario {name} is given more than once; name each scenario once")
+                }
+                SelectError::Unknown { .. } => anyhow::anyhow!("--scenario: {e}"),
+            })?,
+        ),
+    };
     let mut sharding =
         Sharding { shard: args.shard, selection: selected.iter().map(|s| s.name.clone()).collect(), out_dir: None };
     // Each chosen scenario with its index in the whole selection (its seed offset).
@@ -236,7 +266,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     }
     check_writable(&out)?;
     check_ports(topology, args.toxiproxy_listen, via)?;
-    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..) % 1_000_000);
+    let seed = args.seed.or(replay_seed).unwrap_or_else(|| fastrand::u64(..) % 1_000_000);
     progress(&format!(
         "seed {seed} (repeat with --seed {seed}); {} scenario(s){shard_note}; output in {}",
         chosen.len(),
@@ -283,33 +313,54 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         scenarios: Vec::new(),
     };
     let results_file = out.join("results.json");
-    // A whole run is one suite. A shard runs its scenarios one suite each, each seeded as in
-    // the whole run (run seed + its index in the selection), so it does what it would there.
-    let batches: Vec<(u64, Vec<Scenario>)> = match args.shard {
-        None => vec![(seed, chosen.iter().map(|(_, s)| s.clone()).collect())],
-        Some(_) => chosen.iter().map(|(i, s)| (seed.wrapping_add(*i as u64), vec![s.clone()])).collect(),
-    };
+    let batches = batches(&args, &chosen, seed);
+    let interrupts = tokio::sync::Mutex::new(interrupts);
     let mut end = runner::SuiteEnd::Finished;
-    for (batch_seed, scenarios) in &batches {
-        cfg.seed = *batch_seed;
-        if let (Some(shard), [s]) = (args.shard, scenarios.as_slice()) {
+    // Groups (a scenario's repetitions) that stopped repeating at a run that did not pass.
+    let mut stopped: std::collections::BTreeSet<usize> = Default::default();
+    for b in &batches {
+        if args.until_fail && stopped.contains(&b.group) {
+            continue;
+        }
+        cfg.seed = b.seed;
+        if let (Some(shard), [s]) = (args.shard, b.scenarios.as_slice()) {
             let i = selected.iter().position(|x| x.name == s.name).unwrap_or_default();
             progress(&format!("shard {shard}: {} is scenario {} of the {} selected", s.name, i + 1, selected.len()));
         }
+        let before = results.scenarios.len();
         end = runner::run_suite(
             &cfg,
             &client,
-            scenarios,
+            &b.scenarios,
             &progress,
             &mut |r| {
                 results.scenarios.push(r);
                 results.write_with(&results_file, &sharding).context("writing results.json")
             },
-            interrupts.recv(),
+            async { interrupts.lock().await.recv().await },
         )
         .await?;
         if end != runner::SuiteEnd::Finished {
             break;
+        }
+        if results.scenarios[before..].iter().any(|r| r.verdict > Verdict::NotApplicable) {
+            stopped.insert(b.group);
+        }
+        if args.shrink_budget > 0 {
+            if let [scenario] = b.scenarios.as_slice() {
+                let last = results.scenarios.len() - 1;
+                let interrupted = std::cell::Cell::new(false);
+                let shrunk =
+                    shrink(&args, &cfg, &client, scenario, &results.scenarios[last], &interrupts, &interrupted).await;
+                if interrupted.get() {
+                    end = runner::SuiteEnd::Interrupted { during: format!("shrinking {}", scenario.name) };
+                    break;
+                }
+                if let Some(shrunk) = shrunk {
+                    results.scenarios[last].shrunk = Some(shrunk);
+                    results.write_with(&results_file, &sharding).context("writing results.json")?;
+                }
+            }
         }
     }
     results.finished_at = now();
@@ -333,11 +384,116 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             s.anomalies.unseen.len()
         );
     }
+    for f in results.flaky() {
+        println!("{f}");
+    }
+    for s in results.scenarios.iter().filter(|s| s.shrunk.is_some()) {
+        let sh = s.shrunk.as_ref().unwrap();
+        println!(
+            "shrunk {}: {} step(s) → {} ({} runs{}); replay: chronik-chaos chaos --replay {} --scenario {}{}",
+            s.name,
+            sh.original.steps.len(),
+            sh.smallest.describe().join("; "),
+            sh.tries,
+            if sh.exhausted_budget { ", budget used up" } else { "" },
+            results_file.display(),
+            s.name,
+            super::replay::SMALLEST
+        );
+    }
     println!("results: {}", results_file.display());
     let markdown = super::report::render(&results, &out, &out, &args.report)?;
     comment(&results, &markdown, args.comment).await;
     Ok(ExitCode::from(exit_code(&results, args.fail_on)))
 }
+
+/// One call of the suite: its seed, its scenarios, and which selected scenario it repeats.
+struct Batch {
+    seed: u64,
+    scenarios: Vec<Scenario>,
+    group: usize,
+}
+
+/// The suites to run. A whole run is one suite. A shard, a repetition or a shrinking run goes
+/// one scenario at a time, each seeded as in the whole run (run seed + its index in the
+/// selection, + 1009 per repetition after the first), so it does what it would there.
+fn batches(args: &ChaosArgs, chosen: &[(usize, Scenario)], seed: u64) -> Vec<Batch> {
+    let runs = match (args.until_fail, args.repeat) {
+        (true, 1) => 100,
+        (_, n) => n,
+    };
+    if args.shard.is_none() && runs == 1 && args.shrink_budget == 0 {
+        return vec![Batch { seed, scenarios: chosen.iter().map(|(_, s)| s.clone()).collect(), group: 0 }];
+    }
+    let mut out = Vec::new();
+    for (i, s) in chosen {
+        for k in 1..=runs {
+            let scenario = if runs > 1 { super::replay::repetition(s, k) } else { s.clone() };
+            let seed = seed.wrapping_add(*i as u64).wrapping_add(1009 * (k as u64 - 1));
+            out.push(Batch { seed, scenarios: vec![scenario], group: *i });
+        }
+    }
+    out
+}
+
+/// Shrinks a generated schedule that FAILed or HUNG: smaller schedules, replayed on the same
+/// nodes, until none still ends with the same verdict or the budget is spent.
+async fn shrink(
+    args: &ChaosArgs,
+    cfg: &SuiteConfig,
+    client: &crate::toxiproxy::Client,
+    scenario: &Scenario,
+    result: &crate::results::ScenarioResult,
+    interrupts: &tokio::sync::Mutex<super::Interrupts>,
+    interrupted: &std::cell::Cell<bool>,
+) -> Option<crate::schedule::Shrunk> {
+    let generated = matches!(scenario.timing, crate::scenario::Timing::Generated { .. });
+    let failing = result.schedule.clone()?;
+    if !generated || !matches!(result.verdict, Verdict::Fail | Verdict::Hang) || failing.steps.is_empty() {
+        return None;
+    }
+    progress(&format!(
+        "[{}] {}: shrinking its schedule of {} step(s), at most {} runs",
+        scenario.name,
+        result.verdict,
+        failing.steps.len(),
+        args.shrink_budget
+    ));
+    let tries = std::cell::Cell::new(0usize);
+    let shrunk = crate::schedule::shrink(failing, SHRINK_FLOOR_MS, args.shrink_budget, |candidate| {
+        tries.set(tries.get() + 1);
+        let name = format!("{}~shrink{}", scenario.name, tries.get());
+        let s = Scenario { name, replay: Some(candidate), ..scenario.clone() };
+        async move {
+            if interrupted.get() {
+                return false;
+            }
+            let mut verdict = None;
+            let end = runner::run_suite(
+                cfg,
+                client,
+                std::slice::from_ref(&s),
+                &progress,
+                &mut |r| {
+                    verdict = Some(r.verdict);
+                    Ok(())
+                },
+                async { interrupts.lock().await.recv().await },
+            )
+            .await;
+            if !matches!(end, Ok(runner::SuiteEnd::Finished)) {
+                interrupted.set(true);
+                return false;
+            }
+            verdict == Some(result.verdict)
+        }
+    })
+    .await;
+    Some(shrunk)
+}
+
+/// No shrunk fault holds for less than this.
+const SHRINK_FLOOR_MS: u64 = 2_000;
 
 /// Every port the run will bind must be free now: the Toxiproxy API, every node listener and
 /// proxy of the plan, and Chronik's fixed ports; otherwise who holds each and which flag moves it.

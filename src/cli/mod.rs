@@ -5,6 +5,7 @@ mod check;
 mod cluster;
 mod comment;
 mod merge;
+mod replay;
 mod report;
 mod toxiproxy;
 

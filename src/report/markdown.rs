@@ -621,6 +621,14 @@ fn first_screen(o: &mut String, r: &Results) {
             md(&w.figure)
         );
     }
+    // Scenarios run more than once that did not always end alike, counted apart.
+    let flaky = r.flaky();
+    if !flaky.is_empty() {
+        o.push('\n');
+        for f in &flaky {
+            let _ = writeln!(o, "- ⚠️ **{}**", md(&f.to_string()));
+        }
+    }
 }
 
 /// Every figure per scenario (folded below the first screen).
@@ -755,6 +763,7 @@ fn scenario_details(o: &mut String, i: usize, s: &ScenarioResult, level: Detail,
         md(&s.source),
         if targets.is_empty() { "none".to_string() } else { targets.join(", ") }
     );
+    schedule_lines(o, s);
     if !s.timeline.is_empty() {
         o.push_str("| t | Fault timeline |\n|--:|---|\n");
         for e in &s.timeline {
@@ -962,6 +971,35 @@ fn group_block(o: &mut String, g: &GroupReport, faulted: bool, line_max: usize) 
     o.push('\n');
 }
 
+/// The fault schedule as it ran (each step with its window after the warmup and the nodes its
+/// roles resolved to), and for a run that did not pass, the commands that replay it and the
+/// smallest failing schedule a shrink found.
+fn schedule_lines(o: &mut String, s: &ScenarioResult) {
+    let Some(sched) = &s.schedule else { return };
+    o.push_str("**Schedule** (seconds after the warmup):\n");
+    for (i, line) in sched.describe().iter().enumerate() {
+        let _ = writeln!(o, "{}. {}", i + 1, md(line));
+    }
+    o.push('\n');
+    if s.verdict > Verdict::NotApplicable {
+        let _ = writeln!(o, "Replay: `chronik-chaos chaos --replay results.json --scenario {}`\n", s.name);
+    }
+    if let Some(sh) = &s.shrunk {
+        let _ = writeln!(
+            o,
+            "**Shrunk** in {} ({}) from {} to {}:",
+            count(sh.tries, "run", "runs"),
+            if sh.exhausted_budget { "budget used up" } else { "no smaller schedule still failed" },
+            count(sh.original.steps.len(), "step", "steps"),
+            count(sh.smallest.steps.len(), "step", "steps")
+        );
+        for (i, line) in sh.smallest.describe().iter().enumerate() {
+            let _ = writeln!(o, "{}. {}", i + 1, md(line));
+        }
+        let _ = writeln!(o, "\nReplay: `chronik-chaos chaos --replay results.json --scenario {}~smallest`\n", s.name);
+    }
+}
+
 /// One line for the transactions: outcomes, what was read, the rules broken.
 fn txn_line(o: &mut String, t: &TxnReport) {
     let _ = write!(
@@ -1061,6 +1099,8 @@ mod tests {
                 history_file: None,
                 node_logs: vec![],
                 startup_failures: vec![],
+                schedule: None,
+                shrunk: None,
             };
             s.verdict = Verdict::Error;
             why(&s)

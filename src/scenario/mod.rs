@@ -33,7 +33,7 @@ pub enum Target {
 }
 
 impl Target {
-    fn parse(s: &str) -> Result<Target, String> {
+    pub fn parse(s: &str) -> Result<Target, String> {
         Ok(match s {
             "leader" => Target::Leader,
             "partition-0-leader" => Target::Partition0Leader,
@@ -202,6 +202,18 @@ impl WorkloadOverrides {
     }
 }
 
+/// When the faults run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Timing {
+    /// Every fault from the start of the hold to its end (the default).
+    AllAtOnce,
+    /// Each fault in its own window (`at`, `until`: seconds after the warmup), in file order.
+    Windows(Vec<(Duration, Duration)>),
+    /// A seeded sequence of `count` faults drawn from the scenario's faults, each held for a
+    /// time in `fault` and separated by gaps in `gap` (inclusive ranges).
+    Generated { count: usize, fault: (Duration, Duration), gap: (Duration, Duration) },
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
     pub name: String,
@@ -209,6 +221,9 @@ pub struct Scenario {
     pub description: String,
     pub phases: Phases,
     pub faults: Vec<Fault>,
+    pub timing: Timing,
+    /// A schedule to run instead (a replay of a recorded run), roles pinned to its nodes.
+    pub replay: Option<crate::schedule::Schedule>,
     pub expect: Expect,
     pub workload: WorkloadOverrides,
     /// `file:line` where it was defined.
@@ -242,6 +257,7 @@ struct ScenarioDef {
     phases: PhasesDef,
     #[serde(default)]
     faults: Vec<FaultDef>,
+    schedule: Option<ScheduleDef>,
     #[serde(default)]
     expect: ExpectDef,
     #[serde(default)]
@@ -280,10 +296,53 @@ fn d60() -> f64 {
 #[derive(Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 enum FaultDef {
-    Toxic { links: String, toxic: toml::Table },
-    Partition { shape: String, target: Option<String>, from: Option<String>, to: Option<String> },
-    Kill { target: String },
-    Pause { target: String },
+    Toxic {
+        links: String,
+        toxic: toml::Table,
+        at: Option<f64>,
+        until: Option<f64>,
+    },
+    Partition {
+        shape: String,
+        target: Option<String>,
+        from: Option<String>,
+        to: Option<String>,
+        at: Option<f64>,
+        until: Option<f64>,
+    },
+    Kill {
+        target: String,
+        at: Option<f64>,
+        until: Option<f64>,
+    },
+    Pause {
+        target: String,
+        at: Option<f64>,
+        until: Option<f64>,
+    },
+}
+
+impl FaultDef {
+    fn window(&self) -> (Option<f64>, Option<f64>) {
+        match self {
+            FaultDef::Toxic { at, until, .. }
+            | FaultDef::Partition { at, until, .. }
+            | FaultDef::Kill { at, until, .. }
+            | FaultDef::Pause { at, until, .. } => (*at, *until),
+        }
+    }
+}
+
+/// `[scenario.schedule]`: a generated schedule.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleDef {
+    /// How many faults to draw from the scenario's faults.
+    generate: usize,
+    /// Seconds each fault holds: [min, max].
+    fault: [f64; 2],
+    /// Seconds before each fault: [min, max].
+    gap: [f64; 2],
 }
 
 #[derive(Deserialize, Default)]
@@ -366,6 +425,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
             }
         }
         let faults = d.faults.iter().map(fault).collect::<Result<Vec<_>, _>>().map_err(fail)?;
+        let timing = timing(&d.faults, d.schedule.as_ref(), p.hold).map_err(fail)?;
         let e = &d.expect;
         if e.writes_must_stop.is_some() {
             return Err(fail(
@@ -386,6 +446,8 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
                 final_read_deadline: secs(p.final_read_deadline),
             },
             faults,
+            timing,
+            replay: None,
             expect: Expect {
                 progress_during_fault: e.progress_during_fault,
                 max_unavailability_ms: e.max_unavailability_ms,
@@ -399,6 +461,89 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
         });
     }
     Ok(out)
+}
+
+/// When the faults run: windows from `at`/`until` (seconds after the warmup, within the hold),
+/// a generated schedule from `[scenario.schedule]`, else all at once for the hold.
+fn timing(faults: &[FaultDef], schedule: Option<&ScheduleDef>, hold: f64) -> Result<Timing, String> {
+    let windowed = faults.iter().any(|f| f.window() != (None, None));
+    if let Some(g) = schedule {
+        if windowed {
+            return Err("a generated [scenario.schedule] picks each fault's window: remove `at`/`until`".into());
+        }
+        if faults.is_empty() {
+            return Err("[scenario.schedule] draws from the scenario's faults: list at least one".into());
+        }
+        if !(1..=100).contains(&g.generate) {
+            return Err(format!("schedule.generate = {}: use 1 to 100 faults", g.generate));
+        }
+        for (what, [lo, hi], floor) in [("fault", g.fault, 0.5), ("gap", g.gap, 0.0)] {
+            if !(lo.is_finite() && hi.is_finite() && lo >= floor && lo <= hi && hi <= 3600.0) {
+                return Err(format!(
+                    "schedule.{what} = [{lo}, {hi}]: [min, max] seconds with {floor} <= min <= max <= 3600"
+                ));
+            }
+        }
+        let range = |[lo, hi]: [f64; 2]| (secs(lo), secs(hi));
+        return Ok(Timing::Generated { count: g.generate, fault: range(g.fault), gap: range(g.gap) });
+    }
+    if !windowed {
+        return Ok(Timing::AllAtOnce);
+    }
+    faults
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let (at, until) = f.window();
+            let (at, until) = (at.unwrap_or(0.0), until.unwrap_or(hold));
+            if !(at.is_finite() && until.is_finite() && 0.0 <= at && at < until && until <= hold) {
+                return Err(format!(
+                    "fault {} has at = {at}, until = {until}: it needs 0 <= at < until <= phases.hold ({hold})",
+                    i + 1
+                ));
+            }
+            Ok((secs(at), secs(until)))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Timing::Windows)
+}
+
+impl Scenario {
+    /// The schedule this scenario runs with `seed`: the replayed one, a generated one, its
+    /// windows, or every fault for the whole hold.
+    pub fn schedule(&self, seed: u64) -> Result<crate::schedule::Schedule, String> {
+        use crate::schedule::{Generator, Schedule, Step};
+        let ms = |d: Duration| d.as_millis() as u64;
+        if let Some(r) = &self.replay {
+            return Ok(r.clone());
+        }
+        match &self.timing {
+            Timing::AllAtOnce => Ok(Schedule::all_at_once(&self.faults, ms(self.phases.hold))),
+            Timing::Windows(w) => Ok(Schedule::new(
+                self.faults
+                    .iter()
+                    .zip(w)
+                    .map(|(f, (at, until))| Step {
+                        fault: f.clone(),
+                        start_ms: ms(*at),
+                        end_ms: ms(*until),
+                        targets: Default::default(),
+                    })
+                    .collect(),
+            )),
+            Timing::Generated { count, fault, gap } => crate::schedule::generate(
+                &Generator {
+                    nemeses: self.faults.clone(),
+                    count: *count,
+                    min_fault_ms: ms(fault.0),
+                    max_fault_ms: ms(fault.1),
+                    min_gap_ms: ms(gap.0),
+                    max_gap_ms: ms(gap.1),
+                },
+                seed,
+            ),
+        }
+    }
 }
 
 /// The `[scenario.workload]` table, checked: settings that belong to another kind are refused.
@@ -450,7 +595,7 @@ fn secs(v: f64) -> Duration {
 
 fn fault(d: &FaultDef) -> Result<Fault, String> {
     Ok(match d {
-        FaultDef::Toxic { links, toxic } => {
+        FaultDef::Toxic { links, toxic, .. } => {
             let links = match links.as_str() {
                 "clients" => LinkSet::Clients,
                 "inter-node" => LinkSet::InterNode,
@@ -507,7 +652,7 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
             }
             Fault::Toxic { links, streams, kind, toxicity }
         }
-        FaultDef::Partition { shape, target, from, to } => {
+        FaultDef::Partition { shape, target, from, to, .. } => {
             let need = |v: &Option<String>, what: &str| -> Result<Target, String> {
                 Target::parse(v.as_deref().ok_or_else(|| format!("partition shape `{shape}` needs `{what}`"))?)
             };
@@ -518,8 +663,8 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
                 other => return Err(format!("unknown partition shape `{other}`; use isolate, one-way or between")),
             })
         }
-        FaultDef::Kill { target } => Fault::Kill(Target::parse(target)?),
-        FaultDef::Pause { target } => Fault::Pause(Target::parse(target)?),
+        FaultDef::Kill { target, .. } => Fault::Kill(Target::parse(target)?),
+        FaultDef::Pause { target, .. } => Fault::Pause(Target::parse(target)?),
     })
 }
 
@@ -610,6 +755,7 @@ mod tests {
             "txn-baseline",
             "txn-kill-leader",
             "txn-isolate-leader",
+            "mixed-schedule",
         ] {
             assert!(names.contains(&want), "missing {want}: {names:?}");
         }
@@ -688,6 +834,42 @@ mod tests {
         assert!(e("producers = 3\nkeys = 2\n").contains("fewer than the 3 producers"));
         assert!(e("kind = \"transactions\"\nkeys = 4\n").contains("workload.keys is for"));
         assert!(e("kind = \"queue\"\nconsumers = 2\ncolour = 1\n").contains("unknown field `colour`"));
+    }
+
+    #[test]
+    fn fault_windows_and_generated_schedules_are_read_and_checked() {
+        let base = "[[scenario]]\nname = \"x\"\ndescription = \"d\"\n[scenario.phases]\nhold = 20\n";
+        let kill = "[[scenario.faults]]\nkind = \"kill\"\ntarget = \"leader\"\n";
+        let pause = "[[scenario.faults]]\nkind = \"pause\"\ntarget = \"n2\"\n";
+        let one = |rest: &str| parse("my.toml", &format!("{base}{rest}")).map(|mut s| s.remove(0));
+        // No windows: every fault for the whole hold.
+        let s = one(&format!("{kill}{pause}")).unwrap();
+        assert_eq!(s.timing, Timing::AllAtOnce);
+        let sched = s.schedule(1).unwrap();
+        assert!(sched.steps.iter().all(|st| (st.start_ms, st.end_ms) == (0, 20_000)), "{sched:?}");
+        // Windows: `until` defaults to the end of the hold.
+        let s = one(&format!("{kill}at = 2\nuntil = 5.5\n{pause}at = 4\n")).unwrap();
+        let sched = s.schedule(1).unwrap();
+        let windows: Vec<(u64, u64)> = sched.steps.iter().map(|st| (st.start_ms, st.end_ms)).collect();
+        assert_eq!(windows, vec![(2_000, 5_500), (4_000, 20_000)]);
+        let e = one(&format!("{kill}at = 5\nuntil = 25\n")).unwrap_err().to_string();
+        assert!(e.ends_with("fault 1 has at = 5, until = 25: it needs 0 <= at < until <= phases.hold (20)"), "{e}");
+        // Generated: seeded, drawn from the scenario's faults.
+        let g = "[scenario.schedule]\ngenerate = 4\nfault = [1, 3]\ngap = [0, 2]\n";
+        let s = one(&format!("{g}{kill}{pause}")).unwrap();
+        assert_eq!(s.schedule(7).unwrap(), s.schedule(7).unwrap());
+        assert_eq!(s.schedule(7).unwrap().steps.len(), 4);
+        assert!(s.schedule(7).unwrap().steps.iter().all(|st| s.faults.contains(&st.fault)));
+        let e = one(&format!("{g}{kill}at = 1\n")).unwrap_err().to_string();
+        assert!(e.contains("picks each fault's window: remove `at`/`until`"), "{e}");
+        let e = one(g).unwrap_err().to_string();
+        assert!(e.contains("list at least one"), "{e}");
+        let e = one(&format!("[scenario.schedule]\ngenerate = 2\nfault = [3, 1]\ngap = [0, 1]\n{kill}")).unwrap_err();
+        assert!(e.to_string().contains("schedule.fault = [3, 1]"), "{e}");
+        // A replay runs its own schedule, whatever the timing says.
+        let mut s = one(kill).unwrap();
+        s.replay = Some(crate::schedule::Schedule::default());
+        assert!(s.schedule(1).unwrap().steps.is_empty());
     }
 
     #[test]
