@@ -194,7 +194,7 @@ async fn drive(
     cluster.prove_wiring(Duration::from_secs(15), &extra).await.map_err(|e| format!("{e:#}"))?;
     say("wiring proven");
 
-    let mut wl = WorkloadConfig::new(cluster.plan.bootstrap_servers(), format!("chaos-{}", s.name));
+    let mut wl = WorkloadConfig::new(cluster.plan.bootstrap_servers(), s.kafka_name());
     wl.client_extra = cfg.client_extra.clone();
     if let Some(p) = s.workload.producers {
         wl.producers = p;

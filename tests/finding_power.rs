@@ -149,6 +149,41 @@ commit = "manual"
     assert!(why.iter().any(|w| w.contains("began past what the group had committed")), "{why:#?}");
 }
 
+/// A schedule of two faults apart in time: a partition leader killed from 0 to 8 s (restarted
+/// at 8 s), then client latency from 11 to 14 s. Writes flow between them, so over the whole span every
+/// partition acknowledged something; judged stretch by stretch, a stall through the pause is
+/// no failover. The stand-in fails over in correct mode, and never with `no-failover`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_through_one_fault_of_a_schedule_is_caught() {
+    let toml = r#"
+[[scenario]]
+name = "kill-then-latency"
+description = "kill a partition leader, restart it, then client latency"
+[scenario.phases]
+warmup = 3
+hold = 14
+recovery = 10
+final_read_deadline = 20
+[[scenario.faults]]
+kind = "kill"
+target = "partition-leader"
+at = 0
+until = 8
+[[scenario.faults]]
+kind = "toxic"
+links = "clients"
+toxic = { type = "latency", stream = "both", latency = 50 }
+at = 11
+until = 14
+"#;
+    let s = scenario::parse("finding_power.rs", toml).unwrap().remove(0);
+    let (v, why) = run_scenario("", s.clone()).await;
+    assert_eq!(v, Verdict::Pass, "correct mode: {why:#?}");
+    let (v, why) = run_scenario("no-failover", s).await;
+    assert_eq!(v, Verdict::Hang, "{why:#?}");
+    assert!(why.iter().any(|w| w.contains("No failover for partition")), "{why:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledging_before_replication_is_caught_without_a_quorum() {
     check(

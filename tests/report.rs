@@ -1191,3 +1191,51 @@ fn transactions_and_not_applicable_scenarios() {
         "{xml}"
     );
 }
+
+/// A scenario that ran a generated schedule, failed and was shrunk: the report lists its
+/// schedule, its replay command and the smallest schedule with its own; JUnit carries them as
+/// properties; repetitions that did not all end alike are FLAKY under the first screen.
+#[test]
+fn schedules_replay_commands_and_flaky_runs() {
+    use chronik_chaos::scenario::{Fault, Target};
+    use chronik_chaos::schedule::{Schedule, Shrunk, Step};
+    let step = |fault: Fault, start_ms, end_ms, role: &str, node| Step {
+        fault,
+        start_ms,
+        end_ms,
+        targets: [(role.to_string(), node)].into(),
+    };
+    let ran = Schedule::new(vec![
+        step(Fault::Pause(Target::Leader), 2_347, 7_247, "leader", 1),
+        step(Fault::Kill(Target::PartitionLeader), 9_775, 17_080, "partition-leader", 3),
+    ]);
+    let smallest = Schedule::new(vec![step(Fault::Pause(Target::Leader), 2_347, 4_347, "leader", 1)]);
+    let mut fail = scenario("mixed-schedule#1", "schedule", Verdict::Hang, 2_000, true, 0);
+    fail.schedule = Some(ran.clone());
+    fail.shrunk = Some(Shrunk { original: ran, smallest, tries: 5, exhausted_budget: false });
+    let mut pass = scenario("mixed-schedule#2", "schedule", Verdict::Pass, 2_000, false, 0);
+    pass.schedule = fail.schedule.clone();
+    let r = results(vec![fail, pass]);
+    let md = markdown::render(&r, &opts(), GITHUB_COMMENT_LIMIT);
+    for want in [
+        "1. pause leader 2.347–7.247 s (leader = n1)",
+        "2. kill partition-leader 9.775–17.08 s (partition-leader = n3)",
+        "Replay: `chronik-chaos chaos --replay results.json --scenario mixed-schedule#1`",
+        "**Shrunk** in 5 runs (no smaller schedule still failed) from 2 steps to 1 step:",
+        "1. pause leader 2.347–4.347 s (leader = n1)",
+        "Replay: `chronik-chaos chaos --replay results.json --scenario mixed-schedule#1~smallest`",
+        "- ⚠️ **FLAKY mixed-schedule: 1 of 2 runs did not pass (50%)**",
+    ] {
+        assert!(md.contains(want), "missing {want:?} in\n{md}");
+    }
+    // A passing run lists its schedule but needs no replay command.
+    assert!(!md.contains("--scenario mixed-schedule#2`"), "{md}");
+    let xml = junit::render(&r);
+    for want in [
+        "name=\"schedule.01\" value=\"kill partition-leader 9.775–17.08 s (partition-leader = n3)\"",
+        "name=\"replay\" value=\"chronik-chaos chaos --replay results.json --scenario mixed-schedule#1\"",
+        "name=\"shrunk.replay\" value=\"chronik-chaos chaos --replay results.json --scenario mixed-schedule#1~smallest\"",
+    ] {
+        assert!(xml.contains(want), "missing {want:?} in\n{xml}");
+    }
+}

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checker::quorum::{leaders_around, replicas_of};
 use crate::connectivity::Connectivity;
-use crate::history::{History, Outcome};
+use crate::history::{History, NemesisOp, Outcome};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartitionAvailability {
@@ -39,7 +39,11 @@ pub struct PartitionAvailability {
     pub recovery_ms: Option<f64>,
 }
 
-/// Measures every partition of the topic (those in the topic settings, else those written).
+/// Measures every partition of the topic (those in the topic settings, else those written)
+/// over the fault (first inject to last heal). With a schedule of several faults apart in time,
+/// each stretch with a fault in place is judged too: a partition that acknowledged nothing
+/// through one of them while a quorum of its replicas could reach each other is reported for
+/// that stretch (so a fault healed before the next is not hidden by the writes in between).
 pub fn measure(h: &History, conn: &Connectivity) -> Vec<PartitionAvailability> {
     let tl = h.timeline;
     let mut acks: BTreeMap<i32, Vec<(u64, u64)>> = BTreeMap::new();
@@ -51,50 +55,99 @@ pub fn measure(h: &History, conn: &Connectivity) -> Vec<PartitionAvailability> {
             acks.entry(*partition).or_default().push((s.invoked_us, c));
         }
     }
-    let faulted = tl.heal_us > tl.inject_us;
-    let min_isr = h.topic.min_insync_replicas.effective().unwrap_or(1).max(1) as usize;
+    let stretches = fault_stretches(h);
     acks.into_iter()
         .map(|(partition, mut oks)| {
             oks.sort_by_key(|&(_, c)| c);
-            let (longest_gap_ms, gap_window_us) = longest_gap(&oks, tl.end_us);
-            let replicas = replicas_of(h, partition);
-            let needed = (replicas.len() / 2 + 1).max(min_isr);
-            let quorum_possible_throughout = faulted
-                && conn
-                    .during(tl.inject_us, tl.heal_us.saturating_sub(1))
-                    .all(|sp| sp.state.largest_connected_group(&replicas).len() >= needed);
-            let before = leaders_around(&h.observations, partition, tl.inject_us, tl.inject_us);
-            let leader_before = if before.len() == 1 { before.into_iter().next() } else { None };
-            let leader_lost_at_us = leader_before
-                .filter(|_| faulted)
-                .and_then(|l| conn.lost_at(l, &replicas, tl.inject_us))
-                .filter(|t| *t < tl.heal_us);
-            let failover_ms = leader_lost_at_us.and_then(|lost| {
-                oks.iter()
-                    .filter(|(i, c)| *i >= lost && *c < tl.heal_us)
-                    .map(|(_, c)| c)
-                    .min()
-                    .map(|c| (c - lost) as f64 / 1e3)
-            });
-            let recovery_ms = faulted
-                .then(|| oks.iter().filter(|(i, _)| *i >= tl.heal_us).map(|(_, c)| *c).min())
-                .flatten()
-                .map(|c| (c - tl.heal_us) as f64 / 1e3);
-            PartitionAvailability {
-                partition,
-                acked: oks.len(),
-                acked_before_fault: oks.iter().filter(|(_, c)| *c < tl.inject_us).count(),
-                acked_during_fault: oks.iter().filter(|(_, c)| *c >= tl.inject_us && *c < tl.heal_us).count(),
-                longest_gap_ms,
-                gap_window_us,
-                leader_before,
-                leader_lost_at_us,
-                failover_ms,
-                quorum_possible_throughout,
-                recovery_ms,
+            let whole = measure_in(h, conn, partition, &oks, (tl.inject_us, tl.heal_us));
+            if stretches.len() <= 1 {
+                return whole;
             }
+            stretches
+                .iter()
+                .map(|w| measure_in(h, conn, partition, &oks, *w))
+                .find(|p| p.quorum_possible_throughout && p.acked_during_fault == 0)
+                .map(|p| PartitionAvailability {
+                    acked: whole.acked,
+                    acked_before_fault: whole.acked_before_fault,
+                    longest_gap_ms: whole.longest_gap_ms,
+                    gap_window_us: whole.gap_window_us,
+                    recovery_ms: whole.recovery_ms,
+                    ..p
+                })
+                .unwrap_or(whole)
         })
         .collect()
+}
+
+/// The stretches of time with at least one fault in place (from each successful inject to
+/// its heal; overlapping ones merged), in order.
+fn fault_stretches(h: &History) -> Vec<(u64, u64)> {
+    let mut spans: Vec<(u64, u64)> = h
+        .nemesis
+        .iter()
+        .filter(|e| e.op == NemesisOp::Inject && e.ok)
+        .map(|i| {
+            let heal = h
+                .nemesis
+                .iter()
+                .find(|e| e.op == NemesisOp::Heal && e.fault == i.fault && e.at_us >= i.at_us)
+                .map_or(h.timeline.heal_us.max(i.at_us), |e| e.at_us);
+            (i.at_us, heal)
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in spans {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// One partition over the fault stretch `(inject_us, heal_us)`; recovery from `heal_us`.
+fn measure_in(
+    h: &History,
+    conn: &Connectivity,
+    partition: i32,
+    oks: &[(u64, u64)],
+    (inject_us, heal_us): (u64, u64),
+) -> PartitionAvailability {
+    let faulted = heal_us > inject_us;
+    let min_isr = h.topic.min_insync_replicas.effective().unwrap_or(1).max(1) as usize;
+    let (longest_gap_ms, gap_window_us) = longest_gap(oks, h.timeline.end_us);
+    let replicas = replicas_of(h, partition);
+    let needed = (replicas.len() / 2 + 1).max(min_isr);
+    let quorum_possible_throughout = faulted
+        && conn
+            .during(inject_us, heal_us.saturating_sub(1))
+            .all(|sp| sp.state.largest_connected_group(&replicas).len() >= needed);
+    let before = leaders_around(&h.observations, partition, inject_us, inject_us);
+    let leader_before = if before.len() == 1 { before.into_iter().next() } else { None };
+    let leader_lost_at_us =
+        leader_before.filter(|_| faulted).and_then(|l| conn.lost_at(l, &replicas, inject_us)).filter(|t| *t < heal_us);
+    let failover_ms = leader_lost_at_us.and_then(|lost| {
+        oks.iter().filter(|(i, c)| *i >= lost && *c < heal_us).map(|(_, c)| c).min().map(|c| (c - lost) as f64 / 1e3)
+    });
+    let recovery_ms = faulted
+        .then(|| oks.iter().filter(|(i, _)| *i >= heal_us).map(|(_, c)| *c).min())
+        .flatten()
+        .map(|c| (c - heal_us) as f64 / 1e3);
+    PartitionAvailability {
+        partition,
+        acked: oks.len(),
+        acked_before_fault: oks.iter().filter(|(_, c)| *c < inject_us).count(),
+        acked_during_fault: oks.iter().filter(|(_, c)| *c >= inject_us && *c < heal_us).count(),
+        longest_gap_ms,
+        gap_window_us,
+        leader_before,
+        leader_lost_at_us,
+        failover_ms,
+        quorum_possible_throughout,
+        recovery_ms,
+    }
 }
 
 /// Longest gap between acknowledgements, counting from the start and to `end_us`.
@@ -189,6 +242,61 @@ mod tests {
 
     fn kill1() -> Effect {
         Effect::Kill { node: 1 }
+    }
+
+    /// A schedule: n1 killed from 3 s to 4.5 s (partition 0 stalls throughout and never fails
+    /// over), then, after writes flow again, a latency fault from 5 s to 6 s. Over the whole
+    /// span partition 0 acknowledged writes (between the faults), but through the kill it
+    /// acknowledged none with a quorum possible: that stretch is reported.
+    #[test]
+    fn each_stretch_of_a_schedule_is_judged_on_its_own() {
+        let mut h = history(kill1(), &|p, t| p == 0 && (3_000_000..4_500_000).contains(&t));
+        h.nemesis = vec![
+            NemesisEvent {
+                at_us: 3_000_000,
+                op: NemesisOp::Inject,
+                fault: 0,
+                effect: kill1(),
+                ok: true,
+                detail: String::new(),
+            },
+            NemesisEvent {
+                at_us: 4_500_000,
+                op: NemesisOp::Heal,
+                fault: 0,
+                effect: kill1(),
+                ok: true,
+                detail: String::new(),
+            },
+            NemesisEvent {
+                at_us: 5_000_000,
+                op: NemesisOp::Inject,
+                fault: 1,
+                effect: Effect::Degrade { what: "latency".into() },
+                ok: true,
+                detail: String::new(),
+            },
+            NemesisEvent {
+                at_us: 6_000_000,
+                op: NemesisOp::Heal,
+                fault: 1,
+                effect: Effect::Degrade { what: "latency".into() },
+                ok: true,
+                detail: String::new(),
+            },
+        ];
+        assert_eq!(fault_stretches(&h), vec![(3_000_000, 4_500_000), (5_000_000, 6_000_000)]);
+        let p = run(&h);
+        assert_eq!((p[0].acked_during_fault, p[0].quorum_possible_throughout), (0, true), "{:?}", p[0]);
+        assert_eq!(p[0].leader_lost_at_us, Some(3_000_000));
+        // Whole-run figures stay whole-run.
+        assert!(p[0].acked_before_fault > 0 && p[0].recovery_ms.is_some(), "{:?}", p[0]);
+        // Partition 1 wrote through both: judged over the whole span as before.
+        assert!(p[1].acked_during_fault > 0);
+        // Near miss: the same history judged as one fault stretch (3 s to 6 s) hides the stall.
+        h.nemesis.drain(1..3);
+        h.nemesis[1].fault = 0;
+        assert!(run(&h)[0].acked_during_fault > 0);
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub struct ChaosArgs {
     /// record both with their replay commands (0: no shrinking).
     #[arg(long, value_name = "RUNS", default_value_t = 0)]
     pub shrink_budget: usize,
+    /// Soak: each selected scenario runs one cluster life under a generated schedule of about
+    /// this long (e.g. `10m`), drawn with the seed from its faults (its own fault and gap
+    /// ranges when it has a generated schedule, else 5–15 s each), checked as one history.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "replay")]
+    pub soak: Option<Duration>,
     /// List the scenarios (built-in and from --scenarios-file) and exit; with --shard, only
     /// the selected scenarios (--scenario) that shard runs, with their place in the selection.
     #[arg(long)]
@@ -206,6 +211,10 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
                 SelectError::Unknown { .. } => anyhow::anyhow!("--scenario: {e}"),
             })?,
         ),
+    };
+    let selected = match args.soak {
+        Some(d) => selected.iter().map(|s| soaked(s, d)).collect::<anyhow::Result<Vec<_>>>()?,
+        None => selected,
     };
     let mut sharding =
         Sharding { shard: args.shard, selection: selected.iter().map(|s| s.name.clone()).collect(), out_dir: None };
@@ -407,6 +416,22 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit_code(&results, args.fail_on)))
 }
 
+/// `s` as a soak of about `d`: a generated schedule with as many faults as fit on average.
+fn soaked(s: &Scenario, d: Duration) -> anyhow::Result<Scenario> {
+    use crate::scenario::Timing;
+    if s.faults.is_empty() {
+        bail!("--soak: scenario `{}` has no faults to draw a schedule from", s.name);
+    }
+    let (fault, gap) = match &s.timing {
+        Timing::Generated { fault, gap, .. } => (*fault, *gap),
+        _ => ((Duration::from_secs(5), Duration::from_secs(15)), (Duration::from_secs(5), Duration::from_secs(15))),
+    };
+    let mean = |(a, b): (Duration, Duration)| (a + b) / 2;
+    let each = (mean(fault) + mean(gap)).max(Duration::from_millis(1));
+    let count = ((d.as_secs_f64() / each.as_secs_f64()).round() as usize).max(1);
+    Ok(Scenario { timing: Timing::Generated { count, fault, gap }, ..s.clone() })
+}
+
 /// One call of the suite: its seed, its scenarios, and which selected scenario it repeats.
 struct Batch {
     seed: u64,
@@ -605,6 +630,26 @@ mod tests {
         assert_eq!(CommentChoice::Auto.mode(false), Mode::Never);
         assert_eq!(CommentChoice::OnFailure.mode(false), Mode::OnFailure);
         assert_eq!(CommentChoice::Never.mode(true), Mode::Never);
+    }
+
+    #[test]
+    fn a_soak_is_one_generated_schedule_of_about_the_asked_length() {
+        use crate::scenario::Timing;
+        let all = scenario::builtin();
+        let kill = all.iter().find(|s| s.name == "kill-leader").unwrap();
+        let soak = soaked(kill, Duration::from_secs(600)).unwrap();
+        // 5–15 s faults and gaps: 20 s a fault on average, so 30 of them.
+        let Timing::Generated { count, .. } = soak.timing else { panic!("{:?}", soak.timing) };
+        assert_eq!(count, 30);
+        let sched = soak.schedule(4).unwrap();
+        assert_eq!(sched.steps.len(), 30);
+        assert!((300_000..=900_000).contains(&sched.span_ms()), "{}", sched.span_ms());
+        // A generated scenario keeps its own ranges: mixed-schedule's faults 4–8 s, gaps 2–4 s.
+        let mixed = all.iter().find(|s| s.name == "mixed-schedule").unwrap();
+        let Timing::Generated { count, .. } = soaked(mixed, Duration::from_secs(90)).unwrap().timing else { panic!() };
+        assert_eq!(count, 10);
+        let e = soaked(&all[0], Duration::from_secs(60)).unwrap_err().to_string();
+        assert!(e.contains("has no faults to draw a schedule from"), "{e}");
     }
 
     #[test]

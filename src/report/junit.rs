@@ -157,6 +157,26 @@ pub fn key_figures(s: &ScenarioResult) -> Vec<(String, String)> {
             }
         }
     }
+    if let Some(sched) = &s.schedule {
+        for (i, step) in sched.describe().into_iter().enumerate() {
+            out.push((format!("schedule.{i:02}"), step));
+        }
+        if s.verdict > Verdict::NotApplicable {
+            out.push((
+                "replay".to_string(),
+                format!("chronik-chaos chaos --replay results.json --scenario {}", s.name),
+            ));
+        }
+        if let Some(sh) = &s.shrunk {
+            for (i, step) in sh.smallest.describe().into_iter().enumerate() {
+                out.push((format!("shrunk.{i:02}"), step));
+            }
+            out.push((
+                "shrunk.replay".to_string(),
+                format!("chronik-chaos chaos --replay results.json --scenario {}~smallest", s.name),
+            ));
+        }
+    }
     for (i, e) in s.timeline.iter().enumerate() {
         out.push((format!("timeline.{i:02}"), format!("{} {}", fmt_ms(e.t_ms), e.what)));
     }

@@ -36,6 +36,20 @@ fn fault_window_s(s: &ScenarioResult) -> Option<(f64, f64)> {
     Some((at("inject")?, at("heal")?))
 }
 
+/// Each fault's own window in seconds since start: a schedule's steps placed by its first
+/// step's measured injection (steps keep their recorded spacing), else the one fault window.
+fn fault_windows_s(s: &ScenarioResult) -> Vec<(f64, f64)> {
+    let Some((a, b)) = fault_window_s(s) else { return Vec::new() };
+    match &s.schedule {
+        Some(sched) if sched.steps.len() > 1 => {
+            let first = sched.steps.iter().map(|st| st.start_ms).min().unwrap_or(0);
+            let at = |ms: u64| a + (ms.saturating_sub(first)) as f64 / 1e3;
+            sched.steps.iter().map(|st| (at(st.start_ms), at(st.end_ms))).collect()
+        }
+        _ => vec![(a, b)],
+    }
+}
+
 /// The SVG for one scenario, or `None` when it has no liveness figures (it never ran its workload).
 pub fn scenario_svg(s: &ScenarioResult) -> Option<String> {
     let l = s.liveness.as_ref()?;
@@ -43,7 +57,7 @@ pub fn scenario_svg(s: &ScenarioResult) -> Option<String> {
     let acked = &l.acked_per_second[..whole.min(l.acked_per_second.len())];
     let latency = &l.latency_per_second[..whole.min(l.latency_per_second.len())];
     let end = acked.len().max(latency.len()).max(1) as f64;
-    let window = fault_window_s(s);
+    let windows = fault_windows_s(s);
     let floor = latency_floor(latency);
     let p50: Vec<(f64, f64)> = points(latency, floor, |x| x.p50_ms);
     let p99: Vec<(f64, f64)> = points(latency, floor, |x| x.p99_ms);
@@ -71,8 +85,8 @@ pub fn scenario_svg(s: &ScenarioResult) -> Option<String> {
             .y_desc("latency (ms, log)")
             .x_desc("seconds since start")
             .draw()?;
-        if let Some((a, b)) = window {
-            c.draw_series(std::iter::once(Rectangle::new([(a, floor), (b, lat_max)], shade)))?
+        if !windows.is_empty() {
+            c.draw_series(windows.iter().map(|&(a, b)| Rectangle::new([(a, floor), (b, lat_max)], shade)))?
                 .label("fault")
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], shade));
         }
@@ -96,9 +110,7 @@ pub fn scenario_svg(s: &ScenarioResult) -> Option<String> {
             .y_desc("acked writes/s")
             .x_desc("seconds since start")
             .draw()?;
-        if let Some((a, b)) = window {
-            c.draw_series(std::iter::once(Rectangle::new([(a, 0.0), (b, thr_max)], shade)))?;
-        }
+        c.draw_series(windows.iter().map(|&(a, b)| Rectangle::new([(a, 0.0), (b, thr_max)], shade)))?;
         let per_second =
             |v: &[u32]| -> Vec<(f64, f64)> { v.iter().enumerate().map(|(i, &n)| (i as f64 + 0.5, n as f64)).collect() };
         c.draw_series(AreaSeries::new(per_second(acked), 0.0, GREEN.mix(0.25)).border_style(GREEN.stroke_width(2)))?
@@ -216,6 +228,25 @@ mod tests {
         l.latency_per_second = vec![Some(SecondLatency { p50_ms: 0.3, p99_ms: 0.9 }); 5];
         l.timeline = Some(crate::history::Timeline { inject_us: 2_000_000, heal_us: 3_000_000, end_us: 4_500_000 });
         s
+    }
+
+    #[test]
+    fn each_step_of_a_schedule_gets_its_own_shaded_window() {
+        use crate::schedule::{Schedule, Step};
+        let mut s = scenario();
+        assert_eq!(fault_windows_s(&s), vec![(2.0, 3.0)]);
+        let step = |start_ms, end_ms| Step {
+            fault: crate::scenario::Fault::Kill(crate::scenario::Target::Leader),
+            start_ms,
+            end_ms,
+            targets: Default::default(),
+        };
+        s.schedule = Some(Schedule::new(vec![step(1_000, 1_500), step(2_000, 2_600)]));
+        assert_eq!(fault_windows_s(&s), vec![(2.0, 2.5), (3.0, 3.6)]);
+        let svg = scenario_svg(&s).unwrap();
+        // Two shaded rectangles per panel.
+        let shaded = svg.lines().filter(|l| l.starts_with("<rect") && l.contains("opacity=\"0.15\"")).count();
+        assert_eq!(shaded, 4 + 1, "two windows in each panel and the legend's swatch: {svg}");
     }
 
     #[test]

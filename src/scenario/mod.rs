@@ -195,7 +195,7 @@ impl WorkloadOverrides {
     /// The consumer group a queue scenario runs (`None` for the other kinds).
     pub fn group(&self, scenario: &str) -> Option<crate::group_workload::GroupConfig> {
         (self.kind == WorkloadKind::Queue).then(|| crate::group_workload::GroupConfig {
-            group_id: format!("chaos-{scenario}"),
+            group_id: kafka_name(scenario),
             members: self.consumers,
             commit: self.commit,
         })
@@ -508,7 +508,18 @@ fn timing(faults: &[FaultDef], schedule: Option<&ScheduleDef>, hold: f64) -> Res
         .map(Timing::Windows)
 }
 
+/// A Kafka name for a run (`chaos-<name>`): topics and group ids allow letters, digits, `.`,
+/// `_` and `-`, so a repetition's `#` and a shrink's `~` become `.` (`chaos-kill-leader.3`).
+pub fn kafka_name(run: &str) -> String {
+    format!("chaos-{}", run.replace(['#', '~'], "."))
+}
+
 impl Scenario {
+    /// The test topic's name (see [`kafka_name`]).
+    pub fn kafka_name(&self) -> String {
+        kafka_name(&self.name)
+    }
+
     /// The schedule this scenario runs with `seed`: the replayed one, a generated one, its
     /// windows, or every fault for the whole hold.
     pub fn schedule(&self, seed: u64) -> Result<crate::schedule::Schedule, String> {
@@ -823,6 +834,8 @@ mod tests {
         let q = w("kind = \"queue\"\ncommit = \"manual\"\nconsumers = 2\nkeys = 4\n").unwrap();
         assert_eq!((q.kind, q.consumers, q.commit, q.keys), (WorkloadKind::Queue, 2, CommitMode::Manual, Some(4)));
         assert_eq!(q.group("x").unwrap().group_id, "chaos-x");
+        assert_eq!(q.group("x#3").unwrap().group_id, "chaos-x.3");
+        assert_eq!(kafka_name("kill-leader~shrink2"), "chaos-kill-leader.shrink2");
         let p = w("producers = 3\n").unwrap();
         assert_eq!((p.kind, p.consumers, p.commit), (WorkloadKind::Produce, DEFAULT_CONSUMERS, CommitMode::Auto));
         assert!(p.group("x").is_none());
