@@ -150,7 +150,8 @@ fn state_of(active: &[(usize, Effect)]) -> State {
             Effect::Pause { node } => {
                 st.paused.insert(*node);
             }
-            Effect::Degrade { .. } => {}
+            // Neither cuts a node off from its peers.
+            Effect::Degrade { .. } | Effect::ClientCut { .. } => {}
         }
     }
     st

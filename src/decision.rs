@@ -22,7 +22,8 @@ pub struct SavedRun {
     pub faulted: bool,
     /// The fault's proof as measured during the run (probes, socket counters, OS state).
     pub fidelity: Fidelity,
-    /// Nodes that exited on their own during the scenario, as `n2 exited on its own (…)`.
+    /// Nodes that exited on their own during the scenario, as `n2 exited on its own (…)`, and
+    /// a cluster that was not ready again after a graceful restart.
     #[serde(default)]
     pub node_exits: Vec<String>,
     pub history: History,

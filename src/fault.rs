@@ -26,6 +26,8 @@ pub enum Action {
     Toxics(Vec<Placement>),
     Kill(u8),
     Pause(u8),
+    /// Every node in this order: SIGTERM, start, wait for the cluster to be ready.
+    RollingRestart(Vec<u8>),
 }
 
 /// Every role the faults need.
@@ -33,8 +35,8 @@ pub fn roles(faults: &[Fault]) -> BTreeSet<Target> {
     let mut out = BTreeSet::new();
     for f in faults {
         match f {
-            Fault::Toxic { .. } => {}
-            Fault::Partition(Shape::Isolate(t)) | Fault::Kill(t) | Fault::Pause(t) => {
+            Fault::Toxic { .. } | Fault::RollingRestart => {}
+            Fault::Partition(Shape::Isolate(t) | Shape::ClientCut(t)) | Fault::Kill(t) | Fault::Pause(t) => {
                 out.insert(*t);
             }
             Fault::Partition(Shape::OneWay { from, to }) => {
@@ -142,6 +144,13 @@ pub fn plan_action(fault: &Fault, index: usize, roles: &BTreeMap<Target, u8>, pl
                         }
                     }
                 }
+                Shape::ClientCut(t) => {
+                    let n = roles[&t];
+                    for p in plan.proxies.iter().filter(|p| p.kind == LinkKind::Kafka { to: n }) {
+                        out.push(hole(&p.name, Stream::Upstream));
+                        out.push(hole(&p.name, Stream::Downstream));
+                    }
+                }
                 Shape::Between { a, b } => {
                     let (a, b) = (roles[&a], roles[&b]);
                     for p in plan.proxies.iter().filter(inter_node) {
@@ -157,6 +166,7 @@ pub fn plan_action(fault: &Fault, index: usize, roles: &BTreeMap<Target, u8>, pl
         }
         Fault::Kill(t) => Action::Kill(roles[t]),
         Fault::Pause(t) => Action::Pause(roles[t]),
+        Fault::RollingRestart => Action::RollingRestart(plan.nodes.iter().map(|n| n.id).collect()),
     }
 }
 
@@ -167,7 +177,12 @@ pub fn effect_of(action: &Action, plan: &Plan) -> Effect {
     match action {
         Action::Kill(n) => Effect::Kill { node: *n },
         Action::Pause(n) => Effect::Pause { node: *n },
+        // Each node is down for moments only; the model errs towards connectivity.
+        Action::RollingRestart(_) => Effect::Degrade { what: "rolling restart".into() },
         Action::Toxics(placements) => {
+            if let Some(node) = client_cut(placements, plan) {
+                return Effect::ClientCut { node };
+            }
             let mut pairs = BTreeSet::new();
             let mut other = BTreeSet::new();
             for p in placements {
@@ -190,11 +205,35 @@ pub fn effect_of(action: &Action, plan: &Plan) -> Effect {
     }
 }
 
+/// The node whose every client connection the placements black-hole, both ways (and nothing
+/// else), if that is what they do.
+fn client_cut(placements: &[Placement], plan: &Plan) -> Option<u8> {
+    let mut node = None;
+    for p in placements {
+        let to = match plan.proxies.iter().find(|x| x.name == p.proxy)?.kind {
+            LinkKind::Kafka { to } => to,
+            _ => return None,
+        };
+        if !matches!(p.toxic.kind, ToxicKind::Timeout { timeout: 0 })
+            || p.toxic.toxicity < 1.0
+            || *node.get_or_insert(to) != to
+        {
+            return None;
+        }
+    }
+    let both = [Stream::Upstream, Stream::Downstream].iter().all(|s| placements.iter().any(|p| p.toxic.stream == *s));
+    node.filter(|_| both)
+}
+
 /// Exact targets of an action, for the history: `raft-n1-to-n2 upstream, ...` or the node.
 pub fn describe(action: &Action) -> String {
     match action {
         Action::Kill(n) => format!("SIGKILL n{n}"),
         Action::Pause(n) => format!("SIGSTOP n{n}"),
+        Action::RollingRestart(ns) => {
+            let ns: Vec<String> = ns.iter().map(|n| format!("n{n}")).collect();
+            format!("SIGTERM and restart, in turn: {}", ns.join(", "))
+        }
         Action::Toxics(ps) => {
             ps.iter().map(|p| format!("{} {} {}", p.proxy, p.toxic.stream, p.toxic)).collect::<Vec<_>>().join(", ")
         }
@@ -225,6 +264,7 @@ pub async fn inject(cluster: &mut Cluster, action: &Action) -> Result<Vec<String
                 None => Err(format!("n{n} was not running")),
             }
         }
+        Action::RollingRestart(ns) => Ok(rolling_restart(cluster, ns, &|_| {}).await?.0),
         Action::Pause(n) => {
             cluster.supervisor.pause(*n).map_err(|e| e.to_string())?;
             let pid =
@@ -263,7 +303,65 @@ pub async fn heal(cluster: &mut Cluster, action: &Action) -> Result<Vec<String>,
             cluster.supervisor.resume(*n).map_err(|e| e.to_string())?;
             Ok(vec![format!("n{n} resumed with SIGCONT")])
         }
+        Action::RollingRestart(_) => Ok(Vec::new()),
     }
+}
+
+/// How long a restarted node may take to rejoin before the cluster counts as not ready.
+pub const REJOIN_WITHIN: Duration = Duration::from_secs(45);
+
+/// Restarts every node in turn: SIGTERM (SIGKILL only after the grace period), start on the
+/// same data, then wait until the cluster is ready (every node answers and agrees on a leader).
+/// Returns the evidence and, when the cluster did not become ready within [`REJOIN_WITHIN`]
+/// after a node's restart, why (the cluster's failure, not the harness's: the restart was
+/// done); the restart stops there, as an operator would. `Err`: a node could not be stopped or
+/// started at all.
+pub async fn rolling_restart(
+    cluster: &mut Cluster,
+    nodes: &[u8],
+    say: &dyn Fn(&str),
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let (mut evidence, mut not_rejoined) = (Vec::new(), Vec::new());
+    for (k, n) in nodes.iter().enumerate() {
+        say(&format!(
+            "rolling restart: n{n} (SIGTERM, start, waiting up to {} s for the cluster)",
+            REJOIN_WITHIN.as_secs()
+        ));
+        let old = cluster.supervisor.node(*n).map_err(|e| e.to_string())?.pid();
+        let how = cluster.supervisor.stop(*n).map_err(|e| e.to_string())?;
+        cluster.supervisor.start(*n).map_err(|e| e.to_string())?;
+        let new = cluster.supervisor.node(*n).map_err(|e| e.to_string())?.pid();
+        let stopped = match how {
+            crate::process::Termination::Graceful { after, .. } => {
+                format!("exited {:.1} s after SIGTERM", after.as_secs_f64())
+            }
+            crate::process::Termination::Killed { grace } => {
+                format!("ignored SIGTERM for {:.0} s and was killed", grace.as_secs_f64())
+            }
+            crate::process::Termination::AlreadyExited(_) => "had already exited".to_string(),
+        };
+        let started = std::time::Instant::now();
+        match cluster.supervisor.wait_ready(REJOIN_WITHIN).await {
+            Ok(leader) => evidence.push(format!(
+                "n{n} (pid {}) {stopped}; restarted as pid {}; the cluster was ready again {:.1} s later (leader n{leader})",
+                old.map_or("?".into(), |p| p.to_string()),
+                new.map_or("?".into(), |p| p.to_string()),
+                started.elapsed().as_secs_f64()
+            )),
+            Err(e) => {
+                let left: Vec<String> = nodes[k + 1..].iter().map(|m| format!("n{m}")).collect();
+                let stop = if left.is_empty() { String::new() } else { format!("; not restarted: {}", left.join(", ")) };
+                evidence.push(format!("n{n} {stopped}; restarted; the cluster was not ready again: {e}{stop}"));
+                not_rejoined.push(format!(
+                    "the cluster was not ready within {} s after n{n}'s graceful restart, so the rolling restart \
+                     stopped there{stop} ({e})",
+                    REJOIN_WITHIN.as_secs()
+                ));
+                break;
+            }
+        }
+    }
+    Ok((evidence, not_rejoined))
 }
 
 /// Reads the proxies back and checks every placement is (or is no longer) there as asked.
@@ -433,6 +531,33 @@ mod tests {
             toxicity: 0.5,
         };
         assert_eq!(placements(plan_action(&f, 0, &BTreeMap::new(), &plan())).len(), 12);
+    }
+
+    #[test]
+    fn a_client_cut_black_holes_one_nodes_kafka_proxy_both_ways_and_nothing_else() {
+        let cut = plan_action(
+            &Fault::Partition(Shape::ClientCut(Target::PartitionLeader)),
+            1,
+            &roles_of(&[(Target::PartitionLeader, 2)]),
+            &plan(),
+        );
+        assert_eq!(
+            placements(cut.clone()),
+            vec![("kafka-n2".into(), Stream::Upstream), ("kafka-n2".into(), Stream::Downstream)]
+        );
+        assert_eq!(effect_of(&cut, &plan()), Effect::ClientCut { node: 2 });
+        // One direction only, or latency on every client link: no client cut.
+        let Action::Toxics(mut one_way) = cut else { unreachable!() };
+        one_way.pop();
+        assert!(matches!(effect_of(&Action::Toxics(one_way), &plan()), Effect::Degrade { .. }));
+        let latency = Fault::Toxic {
+            links: LinkSet::Clients,
+            streams: vec![Stream::Upstream, Stream::Downstream],
+            kind: ToxicKind::Latency { latency: 100, jitter: 0 },
+            toxicity: 1.0,
+        };
+        let degrade = effect_of(&plan_action(&latency, 0, &BTreeMap::new(), &plan()), &plan());
+        assert!(matches!(degrade, Effect::Degrade { .. }), "{degrade:?}");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct NemesisRun {
     pub last_heal_us: Option<u64>,
     /// Nodes that exited on their own while steps held.
     pub exits: Vec<NodeExit>,
+    /// A graceful restart after which the cluster did not become ready again (a HANG).
+    pub not_rejoined: Vec<String>,
     /// What happened when, for the scenario's timeline (µs since the workload started).
     pub notes: Vec<(u64, String)>,
 }
@@ -46,6 +48,8 @@ struct Live {
     injected: bool,
     measured: bool,
     sockets_before: Result<Vec<SockCounters>, String>,
+    /// Black-holed client proxies into which a probe request got no answer during the hold.
+    probed_silent: BTreeSet<String>,
 }
 
 /// What the executor needs from the scenario around it.
@@ -142,7 +146,16 @@ async fn start_steps(
         if let Action::Toxics(ps) = &action {
             out.toxics.extend(ps.iter().map(|p| format!("{}: {}", p.proxy, p.toxic)));
         }
-        let result = fault::inject(cluster, &action).await;
+        let result = match &action {
+            // Done once the restarts are: the cluster not coming back is its failure, kept apart.
+            Action::RollingRestart(ns) => {
+                fault::rolling_restart(cluster, ns, ctx.say).await.map(|(ev, not_rejoined)| {
+                    out.not_rejoined.extend(not_rejoined);
+                    ev
+                })
+            }
+            _ => fault::inject(cluster, &action).await,
+        };
         let at_us = ctx.rec.now_us();
         out.first_inject_us.get_or_insert(at_us);
         out.events.push(NemesisEvent {
@@ -157,14 +170,21 @@ async fn start_steps(
             // A kill or pause is proven by the OS view inject reads back.
             Ok(ev) => {
                 out.fidelity.evidence.extend(ev);
-                (true, matches!(action, Action::Kill(_) | Action::Pause(_)))
+                (true, matches!(action, Action::Kill(_) | Action::Pause(_) | Action::RollingRestart(_)))
             }
             Err(e) => {
                 out.fidelity.problems.push(format!("injection failed: {e}"));
                 (false, false)
             }
         };
-        started.push(Live { index: i, action, injected, measured, sockets_before: Err(String::new()) });
+        started.push(Live {
+            index: i,
+            action,
+            injected,
+            measured,
+            sockets_before: Err(String::new()),
+            probed_silent: BTreeSet::new(),
+        });
     }
     let targets: Vec<String> = started
         .iter()
@@ -192,6 +212,9 @@ async fn start_steps(
     out.fidelity.evidence.extend(fault::os_view(&cluster.plan, &placed, &pid_of, &os::connections_of));
     for l in started.iter_mut() {
         l.sockets_before = sockets.clone();
+        if l.injected {
+            l.probed_silent = probe_client_holes(cluster, &l.action, out).await;
+        }
         if let (Action::Toxics(ps), true) = (&l.action, l.injected) {
             if ps.iter().any(|p| !is_black_hole(&p.toxic.kind)) {
                 let m = proof::probe_toxics(&cluster.plan, ps, &probe_baseline).await;
@@ -202,6 +225,32 @@ async fn start_steps(
         }
     }
     Ok(started)
+}
+
+/// A client may stop sending into a black-holed Kafka proxy once its requests go unanswered,
+/// so each black-holed client proxy gets one probe request (ApiVersions) during the hold: no
+/// answer within 2 s exercises the hole; an answer is a problem.
+async fn probe_client_holes(cluster: &Cluster, action: &Action, out: &mut NemesisRun) -> BTreeSet<String> {
+    let mut silent = BTreeSet::new();
+    let Action::Toxics(ps) = action else { return silent };
+    let holes: BTreeSet<&str> = ps.iter().filter(|p| is_black_hole(&p.toxic.kind)).map(|p| p.proxy.as_str()).collect();
+    for name in holes {
+        let Some(proxy) = cluster.plan.proxies.iter().find(|x| x.name == name) else { continue };
+        if !matches!(proxy.kind, crate::topology::LinkKind::Kafka { .. }) {
+            continue;
+        }
+        match crate::probe::round_trip(proxy.listen, crate::probe::Protocol::Kafka, Duration::from_secs(2)).await {
+            Err(crate::probe::ProbeError::Timeout { .. }) => {
+                silent.insert(name.to_string());
+            }
+            Ok(d) => out.fidelity.problems.push(format!(
+                "a probe request through black-holed {name} was answered in {:.1} ms",
+                d.as_secs_f64() * 1e3
+            )),
+            Err(e) => out.fidelity.problems.push(format!("probing black-holed {name}: {e}")),
+        }
+    }
+    silent
 }
 
 fn is_black_hole(kind: &ToxicKind) -> bool {
@@ -265,7 +314,8 @@ async fn end_steps(cluster: &mut Cluster, mut done: Vec<Live>, ctx: &Context<'_>
         if l.injected {
             if let Action::Toxics(ps) = &l.action {
                 if ps.iter().any(|p| is_black_hole(&p.toxic.kind)) {
-                    let held = prove_black_holes(cluster, &l.action, ps, &l.sockets_before, &after, out);
+                    let held =
+                        prove_black_holes(cluster, &l.action, ps, &l.sockets_before, &after, &l.probed_silent, out);
                     // Probed toxics on the same step must have been proven too.
                     let probed_ok = !ps.iter().any(|p| !is_black_hole(&p.toxic.kind)) || l.measured;
                     l.measured = held && probed_ok;
@@ -313,6 +363,7 @@ fn prove_black_holes(
     ps: &[fault::Placement],
     before: &Result<Vec<SockCounters>, String>,
     after: &Result<Vec<SockCounters>, String>,
+    probed_silent: &BTreeSet<String>,
     out: &mut NemesisRun,
 ) -> bool {
     let (b, af) = match (before, after) {
@@ -322,7 +373,7 @@ fn prove_black_holes(
             return false;
         }
     };
-    let m = proof::black_holes(&cluster.plan, ps, b, af);
+    let m = proof::black_holes(&cluster.plan, ps, b, af, probed_silent);
     let mut ok = m.proven;
     out.fidelity.evidence.extend(m.evidence);
     out.fidelity.problems.extend(m.problems);

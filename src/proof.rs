@@ -201,7 +201,17 @@ async fn bandwidth_effect(addr: SocketAddr, name: &str, rate_kb_s: i64) -> Resul
 /// kept sending into the holes. Proven when no cut direction delivered bytes and at least one
 /// cut link carried attempted traffic. (Bytes an upstream hole passed on cannot be told apart
 /// per proxy here: several proxies dial the same node port.)
-pub fn black_holes(plan: &Plan, placements: &[Placement], before: &[SockCounters], after: &[SockCounters]) -> Measured {
+///
+/// `probed_silent` names proxies into which a probe request was sent during the hold and got no
+/// answer: such a hole was exercised even when its own clients sent nothing (a client that
+/// stopped sending once its requests went unanswered).
+pub fn black_holes(
+    plan: &Plan,
+    placements: &[Placement],
+    before: &[SockCounters],
+    after: &[SockCounters],
+    probed_silent: &BTreeSet<String>,
+) -> Measured {
     let mut m = Measured::default();
     let mut per_proxy: BTreeMap<&str, BTreeSet<Stream>> = BTreeMap::new();
     for p in placements.iter().filter(|p| matches!(p.toxic.kind, ToxicKind::Timeout { timeout: 0 })) {
@@ -217,7 +227,7 @@ pub fn black_holes(plan: &Plan, placements: &[Placement], before: &[SockCounters
         let Some(proxy) = plan.proxies.iter().find(|x| x.name == *name) else { continue };
         let (attempted, delivered_back) = flow(proxy.listen, before, after);
         attempted_total += attempted;
-        if attempted == 0 {
+        if attempted == 0 && !probed_silent.contains(*name) {
             idle.push(*name);
         }
         if streams.contains(&Stream::Downstream) {
@@ -236,10 +246,14 @@ pub fn black_holes(plan: &Plan, placements: &[Placement], before: &[SockCounters
     if !idle.is_empty() {
         line.push_str(&format!("; idle (nothing sent into them): {}", idle.join(", ")));
     }
+    let probed: Vec<&str> = per_proxy.keys().copied().filter(|n| probed_silent.contains(*n)).collect();
+    if !probed.is_empty() {
+        line.push_str(&format!("; a probe request sent through {} got no answer", probed.join(", ")));
+    }
     if m.problems.is_empty() {
         m.evidence.push(line);
     }
-    if attempted_total == 0 {
+    if attempted_total == 0 && probed.is_empty() {
         m.problems.push(format!(
             "no traffic was sent into any of the {} black-holed proxies during the hold, so the cut was never exercised",
             per_proxy.len()
@@ -373,7 +387,8 @@ mod tests {
         // nothing comes back; the WAL link is idle.
         let before = [sock(a, 40000, 1000, 500), sock(b, 40001, 10, 10)];
         let after = [sock(a, 40000, 4000, 500), sock(a, 40002, 300, 1), sock(b, 40001, 10, 10)];
-        let m = black_holes(&plan, &placements, &before, &after);
+        let none = BTreeSet::new();
+        let m = black_holes(&plan, &placements, &before, &after, &none);
         assert!(m.proven, "{m:?}");
         assert!(
             m.evidence[0].contains("took 3300 bytes")
@@ -382,13 +397,18 @@ mod tests {
         );
         // A hole that let answers through is a problem.
         let leaky = [sock(a, 40000, 4000, 900), sock(b, 40001, 10, 10)];
-        let m = black_holes(&plan, &placements, &before, &leaky);
+        let m = black_holes(&plan, &placements, &before, &leaky, &none);
         assert!(
             !m.proven && m.problems[0] == "raft-n1-to-n2 delivered 400 bytes downstream while black-holed",
             "{m:?}"
         );
         // Nothing sent at all: not exercised, not proven.
-        let m = black_holes(&plan, &placements, &before, &before);
+        let m = black_holes(&plan, &placements, &before, &before, &none);
         assert!(!m.proven && m.problems[0].contains("never exercised"), "{m:?}");
+        // Its clients quiet, but a probe sent into it got no answer: exercised, proven.
+        let probed: BTreeSet<String> = ["raft-n1-to-n2".to_string()].into();
+        let m = black_holes(&plan, &placements, &before, &before, &probed);
+        assert!(m.proven, "{m:?}");
+        assert!(m.evidence[0].contains("a probe request sent through raft-n1-to-n2 got no answer"), "{m:?}");
     }
 }

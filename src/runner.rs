@@ -318,6 +318,7 @@ async fn drive(
     let fidelity = ran.fidelity.clone();
     let nemesis = ran.events.clone();
     let died_during_fault = ran.exits;
+    let not_rejoined = ran.not_rejoined.clone();
     let faulted = !schedule.steps.is_empty();
     let t_inject = ran.first_inject_us.unwrap_or_else(|| rec.now_us());
     let t_heal = ran.last_heal_us.unwrap_or_else(|| rec.now_us());
@@ -407,6 +408,7 @@ async fn drive(
             .iter()
             .chain(&died_later)
             .map(|d| format!("n{} exited on its own ({})", d.id, d.status))
+            .chain(not_rejoined)
             .collect(),
         history: h,
     };

@@ -238,6 +238,8 @@ fn fault_words(f: &Fault) -> String {
         Fault::Partition(Shape::Isolate(t)) => format!("isolate {t}"),
         Fault::Partition(Shape::OneWay { from, to }) => format!("one-way partition {from} → {to}"),
         Fault::Partition(Shape::Between { a, b }) => format!("partition {a} ↔ {b}"),
+        Fault::Partition(Shape::ClientCut(t)) => format!("clients cut from {t}"),
+        Fault::RollingRestart => "rolling restart".to_string(),
         Fault::Toxic { links, streams, kind, toxicity } => {
             let mut out = match kind {
                 ToxicKind::Latency { latency, jitter: 0 } => format!("latency {latency} ms"),
@@ -303,6 +305,7 @@ enum FaultRecord {
     Pause {
         target: String,
     },
+    RollingRestart {},
 }
 
 impl Serialize for Fault {
@@ -329,8 +332,12 @@ impl Serialize for Fault {
             Fault::Partition(Shape::Between { a, b }) => {
                 FaultRecord::Partition { shape: "between".into(), from: a.to_string(), to: Some(b.to_string()) }
             }
+            Fault::Partition(Shape::ClientCut(t)) => {
+                FaultRecord::Partition { shape: "client-cut".into(), from: t.to_string(), to: None }
+            }
             Fault::Kill(t) => FaultRecord::Kill { target: t.to_string() },
             Fault::Pause(t) => FaultRecord::Pause { target: t.to_string() },
+            Fault::RollingRestart => FaultRecord::RollingRestart {},
         };
         record.serialize(s)
     }
@@ -360,11 +367,13 @@ impl<'de> Deserialize<'de> for Fault {
                     "isolate" => Shape::Isolate(target(&from)?),
                     "one-way" => Shape::OneWay { from: target(&from)?, to: target(to()?)? },
                     "between" => Shape::Between { a: target(&from)?, b: target(to()?)? },
+                    "client-cut" => Shape::ClientCut(target(&from)?),
                     other => return Err(D::Error::custom(format!("unknown partition shape `{other}`"))),
                 })
             }
             FaultRecord::Kill { target: t } => Fault::Kill(target(&t)?),
             FaultRecord::Pause { target: t } => Fault::Pause(target(&t)?),
+            FaultRecord::RollingRestart {} => Fault::RollingRestart,
         })
     }
 }

@@ -193,7 +193,7 @@ fn liveness(i: &Inputs, out: &mut Vec<(Verdict, String)>) {
                     p.partition
                 ),
             );
-        } else if i.faulted && p.quorum_possible_throughout && p.acked_during_fault == 0 {
+        } else if i.faulted && p.quorum_possible_throughout && p.acked_during_fault == 0 && !p.clients_cut_from_leader {
             let lost = match (p.leader_before, p.leader_lost_at_us) {
                 (Some(l), Some(t)) => format!(" after its leader n{l} was lost at {:.1} s", t as f64 / 1e6),
                 (Some(l), None) => format!(" (its leader n{l} stayed reachable)"),
@@ -453,6 +453,18 @@ mod tests {
                 txn: None,
             })
         }
+    }
+
+    #[test]
+    fn a_stall_while_clients_were_cut_from_the_leader_is_no_missing_failover() {
+        let mut c = healthy();
+        c.partitions[0].acked_during_fault = 0;
+        c.partitions[0].leader_before = Some(2);
+        let (v, why) = c.run();
+        assert_eq!(v, Verdict::Hang, "{why:?}");
+        assert!(why[0].contains("No failover for partition 0"), "{why:?}");
+        c.partitions[0].clients_cut_from_leader = true;
+        assert_eq!(c.run(), (Verdict::Pass, vec![]));
     }
 
     #[test]

@@ -107,8 +107,8 @@ async fn correct_mode_passes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn correct_mode_passes_with_a_consumer_group_and_transactions_are_not_applicable() {
-    for name in ["queue-baseline", "queue-manual-commit", "queue-kill-leader"] {
+async fn correct_mode_passes_the_group_restart_and_client_cut_scenarios_and_transactions_are_not_applicable() {
+    for name in ["queue-baseline", "queue-manual-commit", "queue-kill-leader", "rolling-restart", "client-cut"] {
         let (v, why) = run("", name).await;
         assert_eq!(v, Verdict::Pass, "correct mode on {name}: {why:#?}");
     }

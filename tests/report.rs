@@ -173,6 +173,7 @@ fn checks() -> Checks {
         failover_ms: None,
         quorum_possible_throughout: false,
         recovery_ms: recovery,
+        clients_cut_from_leader: false,
     };
     Checks {
         faulted: true,

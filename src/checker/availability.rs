@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checker::quorum::{leaders_around, replicas_of};
 use crate::connectivity::Connectivity;
-use crate::history::{History, NemesisOp, Outcome};
+use crate::history::{Effect, History, NemesisOp, Outcome};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartitionAvailability {
@@ -37,6 +37,10 @@ pub struct PartitionAvailability {
     pub quorum_possible_throughout: bool,
     /// From heal to the first acknowledgement of a write sent after heal (`None`: never).
     pub recovery_ms: Option<f64>,
+    /// The clients were cut from the partition's leader during the fault (its peers still
+    /// reached it): no write could be acknowledged, and no failover was due.
+    #[serde(default)]
+    pub clients_cut_from_leader: bool,
 }
 
 /// Measures every partition of the topic (those in the topic settings, else those written)
@@ -66,7 +70,7 @@ pub fn measure(h: &History, conn: &Connectivity) -> Vec<PartitionAvailability> {
             stretches
                 .iter()
                 .map(|w| measure_in(h, conn, partition, &oks, *w))
-                .find(|p| p.quorum_possible_throughout && p.acked_during_fault == 0)
+                .find(|p| p.quorum_possible_throughout && p.acked_during_fault == 0 && !p.clients_cut_from_leader)
                 .map(|p| PartitionAvailability {
                     acked: whole.acked,
                     acked_before_fault: whole.acked_before_fault,
@@ -135,6 +139,11 @@ fn measure_in(
         .then(|| oks.iter().filter(|(i, _)| *i >= heal_us).map(|(_, c)| *c).min())
         .flatten()
         .map(|c| (c - heal_us) as f64 / 1e3);
+    let clients_cut_from_leader = leader_before.is_some_and(|l| {
+        h.nemesis.iter().any(|e| {
+            e.op == NemesisOp::Inject && e.ok && e.at_us < heal_us && e.effect == Effect::ClientCut { node: l }
+        })
+    }) && faulted;
     PartitionAvailability {
         partition,
         acked: oks.len(),
@@ -147,6 +156,7 @@ fn measure_in(
         failover_ms,
         quorum_possible_throughout,
         recovery_ms,
+        clients_cut_from_leader,
     }
 }
 
@@ -297,6 +307,19 @@ mod tests {
         h.nemesis.drain(1..3);
         h.nemesis[1].fault = 0;
         assert!(run(&h)[0].acked_during_fault > 0);
+    }
+
+    /// Clients cut from n1, which leads both partitions: nothing is acknowledged, a quorum is
+    /// there throughout, and yet no failover is due (the leader is fine; the clients cannot
+    /// reach it). Cut from n2 instead, the same stall is no failover.
+    #[test]
+    fn clients_cut_from_the_leader_is_no_missing_failover() {
+        let h = history(Effect::ClientCut { node: 1 }, &|_, t| (3_000_000..6_000_000).contains(&t));
+        let p = run(&h);
+        assert!(p.iter().all(|p| p.acked_during_fault == 0 && p.quorum_possible_throughout), "{p:?}");
+        assert!(p.iter().all(|p| p.clients_cut_from_leader), "{p:?}");
+        let h = history(Effect::ClientCut { node: 2 }, &|_, t| (3_000_000..6_000_000).contains(&t));
+        assert!(run(&h).iter().all(|p| !p.clients_cut_from_leader));
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub enum Effect {
     Pause { node: u8 },
     /// Traffic is slowed or disturbed but not cut (latency, bandwidth, resets, slow close).
     Degrade { what: String },
+    /// Every client connection to the node is cut, both ways; its links to its peers stay up.
+    #[serde(rename = "client-cut")]
+    ClientCut { node: u8 },
 }
 
 /// One nemesis operation. An inject is recorded when the fault is in place (read back); a heal

@@ -83,6 +83,10 @@ pub enum Shape {
     OneWay { from: Target, to: Target },
     /// `a` and `b` cannot talk to each other, both ways.
     Between { a: Target, b: Target },
+    /// Every client connection to the target is cut, both ways (its `kafka-nX` proxy); its
+    /// links to its peers stay up. Chronik forwards requests to a partition's leader through
+    /// that leader's client address, so those are cut too.
+    ClientCut(Target),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +102,10 @@ pub enum Fault {
     Kill(Target),
     /// SIGSTOP at inject; SIGCONT at heal.
     Pause(Target),
+    /// At inject, every node in turn: SIGTERM (killed only if it ignores it for the grace
+    /// period), started again on its data, and the cluster must be ready again before the next
+    /// (a node that does not rejoin is a HANG). Nothing to undo at heal.
+    RollingRestart,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -320,6 +328,10 @@ enum FaultDef {
         at: Option<f64>,
         until: Option<f64>,
     },
+    RollingRestart {
+        at: Option<f64>,
+        until: Option<f64>,
+    },
 }
 
 impl FaultDef {
@@ -328,7 +340,8 @@ impl FaultDef {
             FaultDef::Toxic { at, until, .. }
             | FaultDef::Partition { at, until, .. }
             | FaultDef::Kill { at, until, .. }
-            | FaultDef::Pause { at, until, .. } => (*at, *until),
+            | FaultDef::Pause { at, until, .. }
+            | FaultDef::RollingRestart { at, until } => (*at, *until),
         }
     }
 }
@@ -671,11 +684,17 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
                 "isolate" => Shape::Isolate(need(target, "target")?),
                 "one-way" => Shape::OneWay { from: need(from, "from")?, to: need(to, "to")? },
                 "between" => Shape::Between { a: need(from, "from")?, b: need(to, "to")? },
-                other => return Err(format!("unknown partition shape `{other}`; use isolate, one-way or between")),
+                "client-cut" => Shape::ClientCut(need(target, "target")?),
+                other => {
+                    return Err(format!(
+                        "unknown partition shape `{other}`; use isolate, one-way, between or client-cut"
+                    ))
+                }
             })
         }
         FaultDef::Kill { target, .. } => Fault::Kill(Target::parse(target)?),
         FaultDef::Pause { target, .. } => Fault::Pause(Target::parse(target)?),
+        FaultDef::RollingRestart { .. } => Fault::RollingRestart,
     })
 }
 
@@ -767,6 +786,8 @@ mod tests {
             "txn-kill-leader",
             "txn-isolate-leader",
             "mixed-schedule",
+            "client-cut",
+            "rolling-restart",
         ] {
             assert!(names.contains(&want), "missing {want}: {names:?}");
         }
