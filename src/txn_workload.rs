@@ -185,8 +185,7 @@ impl TxnRecorder {
 
 /// Running transactional producers and the live `read_committed` reader.
 pub struct TxnWorkload {
-    stop: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: crate::workload::Tasks,
     recorder: Arc<TxnRecorder>,
 }
 
@@ -194,8 +193,8 @@ impl TxnWorkload {
     /// Starts `cfg.producers` transactional producers and one live reader, recording into
     /// `recorder`. The topic must exist.
     pub fn start(cfg: &TxnConfig, recorder: Arc<TxnRecorder>) -> Result<TxnWorkload, String> {
-        let stop = CancellationToken::new();
-        let mut tasks = Vec::new();
+        let mut tasks = crate::workload::Tasks::default();
+        let stop = tasks.token();
         for p in 0..cfg.producers {
             let producer = new_producer(cfg, p, &recorder)?;
             let (cfg, rec, stop) = (cfg.clone(), recorder.clone(), stop.clone());
@@ -205,25 +204,15 @@ impl TxnWorkload {
         let reader = PartitionReader::start(cfg.reader_client(), &cfg.topic, &partitions)
             .map_err(|e| format!("live read_committed reader: {e}"))?;
         tasks.push(tokio::spawn(read_loop(reader, recorder.clone(), stop.clone())));
-        Ok(TxnWorkload { stop, tasks, recorder })
+        Ok(TxnWorkload { tasks, recorder })
     }
 
     /// Stops after each producer's current transaction has ended (bounded by the transaction
-    /// timeout) and stops the live reader.
+    /// timeout) and stops the live reader. (Dropped without this, it stops at once, producers
+    /// after their current transaction.)
     pub async fn stop(mut self) -> Arc<TxnRecorder> {
-        self.stop.cancel();
-        for t in std::mem::take(&mut self.tasks) {
-            let _ = t.await;
-        }
+        self.tasks.stop().await;
         self.recorder.clone()
-    }
-}
-
-/// A workload dropped without `stop` stops at once (producers after their current
-/// transaction): its tasks must not go on writing to addresses the next scenario re-creates.
-impl Drop for TxnWorkload {
-    fn drop(&mut self) {
-        self.stop.cancel();
     }
 }
 

@@ -217,18 +217,51 @@ pub async fn partition_leaders(cfg: &WorkloadConfig, timeout: Duration) -> Resul
     .map_err(|e| format!("metadata task: {e}"))?
 }
 
+/// A workload's running tasks and the token that stops them. Dropped without `stop` (a
+/// scenario that ended early), it cancels at once: the tasks must not go on writing to proxy
+/// addresses the next scenario re-creates.
+#[derive(Default)]
+pub(crate) struct Tasks {
+    stop: CancellationToken,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Tasks {
+    /// The token the tasks watch.
+    pub(crate) fn token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    pub(crate) fn push(&mut self, handle: tokio::task::JoinHandle<()>) {
+        self.handles.push(handle);
+    }
+
+    /// Cancels and waits for every task to end.
+    pub(crate) async fn stop(&mut self) {
+        self.stop.cancel();
+        for t in std::mem::take(&mut self.handles) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
 /// Running producers and the live consumer.
 pub struct Workload {
-    stop: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Tasks,
     recorder: Arc<Recorder>,
 }
 
 impl Workload {
     /// Starts `cfg.producers` producers and one live consumer, recording into `recorder`.
     pub fn start(cfg: &WorkloadConfig, recorder: Arc<Recorder>) -> Result<Workload, String> {
-        let stop = CancellationToken::new();
-        let mut tasks = Vec::new();
+        let mut tasks = Tasks::default();
+        let stop = tasks.token();
         for p in 0..cfg.producers {
             let mut c = cfg.client();
             c.set("acks", "all")
@@ -248,25 +281,14 @@ impl Workload {
         }
         let reader = reader(cfg, "live")?;
         tasks.push(tokio::spawn(consume_loop(reader, recorder.clone(), stop.clone())));
-        Ok(Workload { stop, tasks, recorder })
+        Ok(Workload { tasks, recorder })
     }
 
     /// Stops sending, waits for every outstanding send to resolve (or time out), stops the
-    /// live consumer.
+    /// live consumer. (Dropped without this, it stops at once: see [`Tasks`].)
     pub async fn stop(mut self) -> Arc<Recorder> {
-        self.stop.cancel();
-        for t in std::mem::take(&mut self.tasks) {
-            let _ = t.await;
-        }
+        self.tasks.stop().await;
         self.recorder.clone()
-    }
-}
-
-/// A workload dropped without `stop` (a scenario that ended early) stops sending at once:
-/// its tasks must not go on writing to proxy addresses the next scenario re-creates.
-impl Drop for Workload {
-    fn drop(&mut self) {
-        self.stop.cancel();
     }
 }
 

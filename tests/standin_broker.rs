@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chronik_chaos::cluster::{Cluster, ToxiproxySource};
+use chronik_chaos::cluster::Cluster;
 use chronik_chaos::partition_reader::PartitionReader;
 use chronik_chaos::topology::LinkKind;
 use chronik_chaos::toxiproxy::server::EmbeddedServer;
@@ -25,26 +25,16 @@ use rdkafka::ClientConfig;
 const TOPIC: &str = "standin";
 
 async fn start(run_dir: PathBuf, env: &[(&str, &str)]) -> (Cluster, EmbeddedServer) {
-    let toxi = EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let spec = support::standin_cluster_spec(21250, run_dir, env);
-    let cluster = Cluster::start(&spec, ToxiproxySource::Existing(toxi.client()), &|_| {}).await.unwrap();
-    (cluster, toxi)
+    support::start_standin(run_dir, env).await
 }
 
 /// The node logs, for a failure message.
 fn logs(c: &Cluster) -> String {
-    c.supervisor
-        .nodes()
-        .iter()
-        .map(|n| format!("--- node {} ---\n{}", n.id(), chronik_chaos::process::log_tail(&n.files.log, 15)))
-        .collect::<Vec<_>>()
-        .join("\n")
+    support::node_logs(c, 15)
 }
 
 fn client(c: &Cluster) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", c.plan.bootstrap_servers());
-    config
+    support::bootstrap_client(c)
 }
 
 /// Creates the test topic (3 partitions, replication factor 3, min.insync.replicas 2) and

@@ -245,3 +245,33 @@ pub fn standin_cluster_spec(
         ready_timeout: Duration::from_secs(30),
     }
 }
+
+/// A three-node stand-in cluster behind a fresh embedded Toxiproxy, its ports from
+/// [`standin_cluster_spec`] at base 21250 (tests that use it run one at a time).
+pub async fn start_standin(
+    run_dir: PathBuf,
+    env: &[(&str, &str)],
+) -> (chronik_chaos::cluster::Cluster, EmbeddedServer) {
+    use chronik_chaos::cluster::{Cluster, ToxiproxySource};
+    let toxi = EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let spec = standin_cluster_spec(21250, run_dir, env);
+    let cluster = Cluster::start(&spec, ToxiproxySource::Existing(toxi.client()), &|_| {}).await.unwrap();
+    (cluster, toxi)
+}
+
+/// The last `lines` of every node's log, for a failure message.
+pub fn node_logs(c: &chronik_chaos::cluster::Cluster, lines: usize) -> String {
+    c.supervisor
+        .nodes()
+        .iter()
+        .map(|n| format!("--- node {} ---\n{}", n.id(), chronik_chaos::process::log_tail(&n.files.log, lines)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A librdkafka client configuration bootstrapped at the cluster's proxies.
+pub fn bootstrap_client(c: &chronik_chaos::cluster::Cluster) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", c.plan.bootstrap_servers());
+    config
+}
