@@ -65,6 +65,12 @@ pub fn check(h: &History, conn: &Connectivity, stale_after_us: u64) -> MetadataR
             if state.in_majority_group(leader, &h.nodes) || !h.nodes.contains(&leader) {
                 continue;
             }
+            // Cut off from the cluster's majority but still with a majority of this partition's
+            // replicas (5 nodes, replication factor 3): it may go on leading the partition, and
+            // the clients still reach it; naming it is not stale.
+            if p.replicas.contains(&leader) && state.in_majority_group(leader, &p.replicas) {
+                continue;
+            }
             let Some(lost) = last_loss(conn, leader, &h.nodes, o.at_us) else { continue };
             if o.at_us >= lost + stale_after_us && reported.insert((p.partition, o.node)) {
                 r.stale.push(StaleLeader {
@@ -233,6 +239,51 @@ mod tests {
         }
         let c = Connectivity::from_events(&h.nemesis);
         assert!(check(&h, &c, 10_000_000).stale.is_empty());
+    }
+
+    /// Five nodes split {1, 2, 5} | {3, 4}. n3 leads a partition on {3, 4, 5}: with n4 it
+    /// still holds a majority of that partition's replicas, so the three naming it are not
+    /// stale; n4 leading a partition on {1, 2, 4} has lost its replicas' majority, and naming it
+    /// for 12 s is.
+    #[test]
+    fn a_leader_cut_off_from_the_cluster_but_with_its_partitions_replicas_is_not_stale() {
+        let mut h = history();
+        h.nodes = vec![1, 2, 3, 4, 5];
+        h.nemesis.clear();
+        let (side, rest) = ([3u8, 4], [1u8, 2, 5]);
+        let pairs: Vec<(u8, u8)> =
+            side.iter().flat_map(|a| rest.iter().flat_map(move |b| [(*a, *b), (*b, *a)])).collect();
+        for (op, at_us) in [(NemesisOp::Inject, 1_000_000), (NemesisOp::Heal, 20_000_000)] {
+            h.nemesis.push(NemesisEvent {
+                at_us,
+                op,
+                fault: 0,
+                effect: Effect::Cut { pairs: pairs.clone() },
+                ok: true,
+                detail: String::new(),
+            });
+        }
+        let view = |partition, leader, replicas: &[u8]| PartitionView {
+            partition,
+            leader: Some(leader),
+            replicas: replicas.to_vec(),
+            isr: replicas.to_vec(),
+        };
+        for t in [2_000_000u64, 13_000_000] {
+            for n in rest {
+                h.observations.push(Observation {
+                    at_us: t,
+                    node: n,
+                    raft_leader: Some(1),
+                    partitions: vec![view(2, 3, &[3, 4, 5]), view(0, 4, &[1, 2, 4])],
+                    error: None,
+                });
+            }
+        }
+        let c = Connectivity::from_events(&h.nemesis);
+        let r = check(&h, &c, 10_000_000);
+        let stale: Vec<(i32, u8)> = r.stale.iter().map(|s| (s.partition, s.leader)).collect();
+        assert_eq!(stale, vec![(0, 4), (0, 4), (0, 4)], "{r:?}");
     }
 
     #[test]

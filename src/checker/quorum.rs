@@ -103,11 +103,23 @@ pub fn check(h: &History, conn: &Connectivity) -> QuorumReport {
     r
 }
 
-/// The partition's replicas as the cluster reported them, else every node.
+/// The partition's replicas as the cluster reported them when the topic was read back; else
+/// as the nodes' own views named them most often (the observer's); else every node.
 pub fn replicas_of(h: &History, partition: i32) -> Vec<u8> {
-    match h.topic.replicas.get(&partition) {
-        Some(r) if !r.is_empty() => r.clone(),
-        _ => h.nodes.clone(),
+    if let Some(r) = h.topic.replicas.get(&partition).filter(|r| !r.is_empty()) {
+        return r.clone();
+    }
+    let mut named: std::collections::BTreeMap<Vec<u8>, usize> = std::collections::BTreeMap::new();
+    for o in h.observations.iter().filter(|o| o.error.is_none()) {
+        for p in o.partitions.iter().filter(|p| p.partition == partition && !p.replicas.is_empty()) {
+            let mut set = p.replicas.clone();
+            set.sort_unstable();
+            *named.entry(set).or_default() += 1;
+        }
+    }
+    match named.into_iter().max_by_key(|(_, n)| *n) {
+        Some((replicas, _)) => replicas,
+        None => h.nodes.clone(),
     }
 }
 
@@ -244,6 +256,35 @@ mod tests {
         let r = run(&lone);
         assert_eq!(r.violations.len(), 1, "{r:?}");
         assert!(r.violations[0].to_string().contains("n1 could reach 0 of the 1"));
+    }
+
+    /// Five nodes split {1, 5} | {2, 3, 4}; the partition lives on {2, 4, 5} and n5 leads it.
+    /// The topic's replicas were not read back, but every node's view names them: n5 reaches
+    /// n1, which holds no replica, so its acknowledgement fails. Counting every node as a
+    /// replica (the old fallback) would have let n1 stand in for one.
+    #[test]
+    fn replicas_unknown_to_the_topic_come_from_the_nodes_views() {
+        let mut h = history(Some(2));
+        h.nodes = vec![1, 2, 3, 4, 5];
+        let (side, rest) = ([1u8, 5], [2u8, 3, 4]);
+        let pairs = side.iter().flat_map(|a| rest.iter().flat_map(move |b| [(*a, *b), (*b, *a)])).collect();
+        nemesis(&mut h, Effect::Cut { pairs }, 1_000, 9_000);
+        for n in 1..=5 {
+            h.observations.push(Observation {
+                at_us: 500,
+                node: n,
+                raft_leader: Some(5),
+                partitions: vec![PartitionView { partition: 0, leader: Some(5), replicas: vec![5, 2, 4], isr: vec![] }],
+                error: None,
+            });
+        }
+        assert_eq!(replicas_of(&h, 0), vec![2, 4, 5]);
+        ack(&mut h, 0, 0, 0, 0, (2_000, 2_300), 5);
+        let r = run(&h);
+        assert_eq!(r.violations.len(), 1, "{r:?}");
+        assert!(r.violations[0].to_string().contains("n5 could reach 0 of the 1"), "{r:?}");
+        // Nothing named anywhere: every node.
+        assert_eq!(replicas_of(&history(Some(2)), 0), vec![1, 2, 3]);
     }
 
     #[test]
