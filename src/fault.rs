@@ -28,6 +28,13 @@ pub enum Action {
     Pause(u8),
     /// Every node in this order: SIGTERM, start, wait for the cluster to be ready.
     RollingRestart(Vec<u8>),
+    /// The node's wall clock moves by `offset_ms` (its libfaketime offset file).
+    ClockSkew {
+        node: u8,
+        offset_ms: i64,
+    },
+    /// The node's data directory (its tmpfs) filled until ENOSPC.
+    DiskFull(u8),
 }
 
 /// Every role the faults need.
@@ -35,10 +42,15 @@ pub fn roles(faults: &[Fault]) -> BTreeSet<Target> {
     let mut out = BTreeSet::new();
     for f in faults {
         match f {
-            Fault::Toxic { .. } | Fault::RollingRestart => {}
-            Fault::Partition(Shape::Isolate(t) | Shape::ClientCut(t)) | Fault::Kill(t) | Fault::Pause(t) => {
+            Fault::Toxic { .. } | Fault::RollingRestart | Fault::Partition(Shape::Ring) => {}
+            Fault::Partition(Shape::Isolate(t) | Shape::ClientCut(t) | Shape::Bridge { via: t })
+            | Fault::Kill(t)
+            | Fault::Pause(t)
+            | Fault::ClockSkew { target: t, .. }
+            | Fault::DiskFull(t) => {
                 out.insert(*t);
             }
+            Fault::Partition(Shape::Split { side }) => out.extend(side.iter().copied()),
             Fault::Partition(Shape::OneWay { from, to }) => {
                 out.insert(*from);
                 out.insert(*to);
@@ -100,16 +112,11 @@ pub fn assign_roles(
 /// The concrete action of fault number `index` of a scenario.
 pub fn plan_action(fault: &Fault, index: usize, roles: &BTreeMap<Target, u8>, plan: &Plan) -> Action {
     let name = |stream: Stream| format!("chaos-{index}-{stream}");
-    let hole = |proxy: &str, stream: Stream| Placement {
-        proxy: proxy.to_string(),
-        toxic: Toxic::new(ToxicKind::Timeout { timeout: 0 }, stream).named(name(stream)),
-    };
-    let inter_node = |p: &&crate::topology::ProxyPlan| p.kind.source().is_some();
     match fault {
         Fault::Toxic { links, streams, kind, toxicity } => {
             let proxies = plan.proxies.iter().filter(|p| match links {
                 LinkSet::Clients => matches!(p.kind, LinkKind::Kafka { .. }),
-                LinkSet::InterNode => inter_node(p),
+                LinkSet::InterNode => p.kind.source().is_some(),
             });
             let mut out = Vec::new();
             for p in proxies {
@@ -122,52 +129,88 @@ pub fn plan_action(fault: &Fault, index: usize, roles: &BTreeMap<Target, u8>, pl
             }
             Action::Toxics(out)
         }
-        Fault::Partition(shape) => {
-            let mut out = Vec::new();
-            match *shape {
-                Shape::Isolate(t) => {
-                    let n = roles[&t];
-                    for p in plan.isolation_links(n) {
-                        out.push(hole(&p.name, Stream::Upstream));
-                        out.push(hole(&p.name, Stream::Downstream));
-                    }
-                }
-                Shape::OneWay { from, to } => {
-                    let (f, t) = (roles[&from], roles[&to]);
-                    for p in plan.proxies.iter().filter(inter_node) {
-                        // On links `from` dials, its requests travel upstream; on links `to`
-                        // dials, `from`'s answers travel downstream.
-                        if p.kind.source() == Some(f) && p.kind.target() == t {
-                            out.push(hole(&p.name, Stream::Upstream));
-                        } else if p.kind.source() == Some(t) && p.kind.target() == f {
-                            out.push(hole(&p.name, Stream::Downstream));
-                        }
-                    }
-                }
-                Shape::ClientCut(t) => {
-                    let n = roles[&t];
-                    for p in plan.proxies.iter().filter(|p| p.kind == LinkKind::Kafka { to: n }) {
-                        out.push(hole(&p.name, Stream::Upstream));
-                        out.push(hole(&p.name, Stream::Downstream));
-                    }
-                }
-                Shape::Between { a, b } => {
-                    let (a, b) = (roles[&a], roles[&b]);
-                    for p in plan.proxies.iter().filter(inter_node) {
-                        let pair = (p.kind.source().unwrap(), p.kind.target());
-                        if pair == (a, b) || pair == (b, a) {
-                            out.push(hole(&p.name, Stream::Upstream));
-                            out.push(hole(&p.name, Stream::Downstream));
-                        }
-                    }
-                }
-            }
-            Action::Toxics(out)
-        }
+        Fault::Partition(shape) => Action::Toxics(partition(shape, index, roles, plan)),
         Fault::Kill(t) => Action::Kill(roles[t]),
         Fault::Pause(t) => Action::Pause(roles[t]),
         Fault::RollingRestart => Action::RollingRestart(plan.nodes.iter().map(|n| n.id).collect()),
+        Fault::ClockSkew { target, offset_ms } => Action::ClockSkew { node: roles[target], offset_ms: *offset_ms },
+        Fault::DiskFull(t) => Action::DiskFull(roles[t]),
     }
+}
+
+/// The black holes of a partition: on inter-node links (Raft and WAL), both ways, between
+/// every pair the shape separates; a one-way partition holes one direction; a client cut holes
+/// the target's Kafka proxy.
+fn partition(shape: &Shape, index: usize, roles: &BTreeMap<Target, u8>, plan: &Plan) -> Vec<Placement> {
+    let hole = |proxy: &str, stream: Stream| Placement {
+        proxy: proxy.to_string(),
+        toxic: Toxic::new(ToxicKind::Timeout { timeout: 0 }, stream).named(format!("chaos-{index}-{stream}")),
+    };
+    let both = |p: &crate::topology::ProxyPlan| [hole(&p.name, Stream::Upstream), hole(&p.name, Stream::Downstream)];
+    // Inter-node links as (proxy, dialling node, dialled node).
+    let links = plan.proxies.iter().filter_map(|p| p.kind.source().map(|s| (p, s, p.kind.target())));
+    let ids: Vec<u8> = plan.nodes.iter().map(|n| n.id).collect();
+    let separated: Box<dyn Fn(u8, u8) -> bool> = match shape {
+        Shape::OneWay { from, to } => {
+            let (f, t) = (roles[from], roles[to]);
+            // On links `from` dials, its requests travel upstream; on links `to` dials, `from`'s
+            // answers travel downstream.
+            return links
+                .filter_map(|(p, s, d)| match (s, d) {
+                    _ if (s, d) == (f, t) => Some(hole(&p.name, Stream::Upstream)),
+                    _ if (s, d) == (t, f) => Some(hole(&p.name, Stream::Downstream)),
+                    _ => None,
+                })
+                .collect();
+        }
+        Shape::ClientCut(t) => {
+            let n = roles[t];
+            return plan.proxies.iter().filter(|p| p.kind == LinkKind::Kafka { to: n }).flat_map(both).collect();
+        }
+        Shape::Isolate(t) => {
+            let n = roles[t];
+            Box::new(move |a, b| a == n || b == n)
+        }
+        Shape::Between { a, b } => {
+            let pair = [roles[a], roles[b]];
+            Box::new(move |x, y| pair == [x, y] || pair == [y, x])
+        }
+        Shape::Split { side } => {
+            let side: BTreeSet<u8> = side.iter().map(|t| roles[t]).collect();
+            Box::new(move |a, b| side.contains(&a) != side.contains(&b))
+        }
+        Shape::Ring => {
+            let reach = ring_reach(ids.len());
+            let ring = ids.clone();
+            Box::new(move |a, b| ring_distance(&ring, a, b) > reach)
+        }
+        Shape::Bridge { via } => {
+            let (left, right) = bridge_sides(&ids, roles[via]);
+            Box::new(move |a, b| (left.contains(&a) && right.contains(&b)) || (left.contains(&b) && right.contains(&a)))
+        }
+    };
+    links.filter(|(_, s, d)| separated(*s, *d)).flat_map(|(p, _, _)| both(p)).collect()
+}
+
+/// How far round a ring of `n` nodes each still reaches: the fewest neighbours on each side
+/// that, with itself, make a majority.
+pub fn ring_reach(n: usize) -> usize {
+    (n / 2).div_ceil(2)
+}
+
+/// Steps between `a` and `b` round the ring `ids` (either way).
+fn ring_distance(ids: &[u8], a: u8, b: u8) -> usize {
+    let pos = |x| ids.iter().position(|i| *i == x).expect("a node of the plan");
+    let d = pos(a).abs_diff(pos(b));
+    d.min(ids.len() - d)
+}
+
+/// The two halves a bridge through `via` joins: the other nodes by id, the lower half on the
+/// left (the smaller half when they cannot be equal).
+pub fn bridge_sides(ids: &[u8], via: u8) -> (Vec<u8>, Vec<u8>) {
+    let others: Vec<u8> = ids.iter().copied().filter(|i| *i != via).collect();
+    let (l, r) = others.split_at(others.len() / 2);
+    (l.to_vec(), r.to_vec())
 }
 
 /// What an action does to the cluster, for the history's connectivity model: black holes on
@@ -179,6 +222,11 @@ pub fn effect_of(action: &Action, plan: &Plan) -> Effect {
         Action::Pause(n) => Effect::Pause { node: *n },
         // Each node is down for moments only; the model errs towards connectivity.
         Action::RollingRestart(_) => Effect::Degrade { what: "rolling restart".into() },
+        // The node stays up and reachable: nothing is cut.
+        Action::ClockSkew { node, offset_ms } => {
+            Effect::Degrade { what: format!("clock skew {} on n{node}", crate::clock::words(*offset_ms)) }
+        }
+        Action::DiskFull(n) => Effect::Degrade { what: format!("disk full on n{n}") },
         Action::Toxics(placements) => {
             if let Some(node) = client_cut(placements, plan) {
                 return Effect::ClientCut { node };
@@ -234,6 +282,12 @@ pub fn describe(action: &Action) -> String {
             let ns: Vec<String> = ns.iter().map(|n| format!("n{n}")).collect();
             format!("SIGTERM and restart, in turn: {}", ns.join(", "))
         }
+        Action::ClockSkew { node, offset_ms } => {
+            format!("clock of n{node} {} (libfaketime)", crate::clock::words(*offset_ms))
+        }
+        Action::DiskFull(n) => {
+            format!("data dir of n{n} full ({} tmpfs)", crate::disk::bytes(crate::disk::DATA_DIR_LIMIT))
+        }
         Action::Toxics(ps) => {
             ps.iter().map(|p| format!("{} {} {}", p.proxy, p.toxic.stream, p.toxic)).collect::<Vec<_>>().join(", ")
         }
@@ -280,6 +334,8 @@ pub async fn inject(cluster: &mut Cluster, action: &Action) -> Result<Vec<String
             }
             Err(format!("n{n} (pid {pid}) is not in the stopped state after SIGSTOP"))
         }
+        Action::ClockSkew { node, offset_ms } => crate::clock::skew(cluster, *node, *offset_ms).await,
+        Action::DiskFull(n) => crate::disk::fill_node(cluster, *n),
     }
 }
 
@@ -304,6 +360,8 @@ pub async fn heal(cluster: &mut Cluster, action: &Action) -> Result<Vec<String>,
             Ok(vec![format!("n{n} resumed with SIGCONT")])
         }
         Action::RollingRestart(_) => Ok(Vec::new()),
+        Action::ClockSkew { node, .. } => crate::clock::skew(cluster, *node, 0).await,
+        Action::DiskFull(n) => crate::disk::free_node(cluster, *n),
     }
 }
 
@@ -560,6 +618,58 @@ mod tests {
         assert!(matches!(degrade, Effect::Degrade { .. }), "{degrade:?}");
     }
 
+    /// For each node of a 5-node plan, the peers it still reaches both ways under `fault`.
+    fn reach_5(fault: &Fault, roles: &[(Target, u8)]) -> Vec<(u8, Vec<u8>)> {
+        let plan = Plan::new(TopologySpec { nodes: 5, ..TopologySpec::default() }).unwrap();
+        let action = plan_action(fault, 0, &roles_of(roles), &plan);
+        if let Action::Toxics(ps) = &action {
+            assert!(ps.iter().all(|p| !p.proxy.starts_with("kafka-")), "clients still reach every node");
+        }
+        let Effect::Cut { pairs } = effect_of(&action, &plan) else { panic!("{action:?}") };
+        (1..=5)
+            .map(|a| {
+                (a, (1..=5).filter(|b| *b != a && !pairs.contains(&(a, *b)) && !pairs.contains(&(*b, a))).collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_split_separates_its_side_from_every_other_node_and_nothing_else() {
+        let split = Fault::Partition(Shape::Split { side: vec![Target::Leader, Target::Follower] });
+        let reach = reach_5(&split, &[(Target::Leader, 2), (Target::Follower, 4)]);
+        assert_eq!(reach, vec![(1, vec![3, 5]), (2, vec![4]), (3, vec![1, 5]), (4, vec![2]), (5, vec![1, 3])]);
+    }
+
+    #[test]
+    fn in_a_majorities_ring_each_node_reaches_its_two_neighbours_only() {
+        let reach = reach_5(&Fault::Partition(Shape::Ring), &[]);
+        assert_eq!(reach, vec![(1, vec![2, 5]), (2, vec![1, 3]), (3, vec![2, 4]), (4, vec![3, 5]), (5, vec![1, 4])]);
+        // Each sees a majority with itself, and no two see the same one.
+        let majorities: BTreeSet<Vec<u8>> = reach
+            .iter()
+            .map(|(n, peers)| {
+                let mut m = peers.clone();
+                m.push(*n);
+                m.sort();
+                m
+            })
+            .collect();
+        assert_eq!(majorities.len(), 5);
+        assert!(majorities.iter().all(|m| m.len() == 3));
+        assert_eq!((ring_reach(5), ring_reach(7), ring_reach(9)), (1, 2, 2));
+    }
+
+    #[test]
+    fn a_bridge_reaches_both_halves_which_cannot_reach_each_other() {
+        let bridge = Fault::Partition(Shape::Bridge { via: Target::Follower });
+        let reach = reach_5(&bridge, &[(Target::Follower, 3)]);
+        assert_eq!(
+            reach,
+            vec![(1, vec![2, 3]), (2, vec![1, 3]), (3, vec![1, 2, 4, 5]), (4, vec![3, 5]), (5, vec![3, 4])]
+        );
+        assert_eq!(bridge_sides(&[1, 2, 3], 1), (vec![2], vec![3]));
+    }
+
     #[test]
     fn effects_for_the_connectivity_model() {
         let isolate = plan_action(
@@ -589,6 +699,22 @@ mod tests {
             Effect::Degrade { what: "latency".into() }
         );
         assert_eq!(effect_of(&Action::Kill(3), &plan()), Effect::Kill { node: 3 });
+    }
+
+    #[test]
+    fn clock_skews_and_full_disks_act_on_the_resolved_node_and_cut_nothing() {
+        let r = roles_of(&[(Target::Leader, 2), (Target::Follower, 3)]);
+        let skew = plan_action(&Fault::ClockSkew { target: Target::Leader, offset_ms: 120_000 }, 0, &r, &plan());
+        assert_eq!(skew, Action::ClockSkew { node: 2, offset_ms: 120_000 });
+        assert_eq!(describe(&skew), "clock of n2 +120 s (libfaketime)");
+        assert_eq!(effect_of(&skew, &plan()), Effect::Degrade { what: "clock skew +120 s on n2".into() });
+        let full = plan_action(&Fault::DiskFull(Target::Follower), 1, &r, &plan());
+        assert_eq!(full, Action::DiskFull(3));
+        assert_eq!(describe(&full), "data dir of n3 full (64 MiB tmpfs)");
+        assert_eq!(effect_of(&full, &plan()), Effect::Degrade { what: "disk full on n3".into() });
+        let needed =
+            roles(&[Fault::ClockSkew { target: Target::Leader, offset_ms: 5_000 }, Fault::DiskFull(Target::Node(1))]);
+        assert_eq!(needed, [Target::Leader, Target::Node(1)].into());
     }
 
     #[test]

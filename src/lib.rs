@@ -3,9 +3,11 @@
 
 pub mod checker;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod connectivity;
 pub mod decision;
+pub mod disk;
 pub mod fault;
 pub mod github;
 pub mod group_workload;

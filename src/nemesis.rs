@@ -167,10 +167,21 @@ async fn start_steps(
             detail: fault::describe(&action),
         });
         let (injected, measured) = match result {
-            // A kill or pause is proven by the OS view inject reads back.
+            // A kill or pause is proven by the OS view inject reads back; a clock skew by the
+            // node's own clock, a full disk by the kernel's statfs (end_steps reads both again).
             Ok(ev) => {
                 out.fidelity.evidence.extend(ev);
-                (true, matches!(action, Action::Kill(_) | Action::Pause(_) | Action::RollingRestart(_)))
+                (
+                    true,
+                    matches!(
+                        action,
+                        Action::Kill(_)
+                            | Action::Pause(_)
+                            | Action::RollingRestart(_)
+                            | Action::ClockSkew { .. }
+                            | Action::DiskFull(_)
+                    ),
+                )
             }
             Err(e) => {
                 out.fidelity.problems.push(format!("injection failed: {e}"));
@@ -276,10 +287,40 @@ async fn resolve_roles<'s>(
     if !needed.is_empty() && needed.iter().all(|t| pinned.contains_key(t)) {
         return Ok(pinned);
     }
-    let leader = cluster.supervisor.raft_leader().await;
     let ids: Vec<u8> = cluster.plan.nodes.iter().map(|n| n.id).collect();
-    fault::assign_roles(&needed, &ids, leader, &partition_leaders(&ids, ctx).await, rng)
+    // A step due while the nodes elect (after a kill of the leader, say) waits for them, up to
+    // ROLE_WAIT; the wait is said and shortens that step's hold. The same seed draws the same
+    // choice whenever it resolves: the draw starts from a copy of `rng` each try.
+    let started = Instant::now();
+    // A node the cluster does not have will not appear by waiting.
+    let can_wait = !needed.iter().any(|t| matches!(t, Target::Node(n) if !ids.contains(n)));
+    loop {
+        let leader = cluster.supervisor.raft_leader().await;
+        let mut attempt = rng.clone();
+        match fault::assign_roles(&needed, &ids, leader, &partition_leaders(&ids, ctx).await, &mut attempt) {
+            Ok(roles) => {
+                *rng = attempt;
+                let waited = started.elapsed();
+                if waited >= Duration::from_secs(1) {
+                    (ctx.say)(&format!(
+                        "waited {:.1} s for the nodes to agree on whom to target",
+                        waited.as_secs_f64()
+                    ));
+                }
+                return Ok(roles);
+            }
+            Err(e) if !can_wait => return Err(e),
+            Err(e) if started.elapsed() >= ROLE_WAIT => {
+                return Err(format!("{e} (asked for {} s)", ROLE_WAIT.as_secs()));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
 }
+
+/// How long a step due while the nodes cannot name its target (no agreed leader, no partition
+/// leader) waits for them before the scenario is an ERROR.
+const ROLE_WAIT: Duration = Duration::from_secs(15);
 
 /// Partition leaders as most nodes name them now; a moment without a majority view (a node
 /// between heartbeats) is asked again, for up to 5 s; Metadata through the proxies when the
@@ -320,6 +361,11 @@ async fn end_steps(cluster: &mut Cluster, mut done: Vec<Live>, ctx: &Context<'_>
                     let probed_ok = !ps.iter().any(|p| !is_black_hole(&p.toxic.kind)) || l.measured;
                     l.measured = held && probed_ok;
                 }
+            }
+            if let Some(m) = proof::node_fault_held(cluster, &l.action).await {
+                l.measured &= m.proven;
+                out.fidelity.evidence.extend(m.evidence);
+                out.fidelity.problems.extend(m.problems);
             }
         }
         ok &= l.injected && l.measured;

@@ -2,7 +2,8 @@
 //! holes by the kernel's per-socket byte counters of the proxies' connections (NETLINK_SOCK_DIAG),
 //! latency by probe round trips through a faulted proxy before and during the fault, bandwidth by
 //! a probe transfer, slow close by a probe connection's delayed close, resets by probe
-//! connections that were reset. A fault starts unproven; only a measurement proves it.
+//! connections that were reset; a skewed clock or a full disk still holding at the end of the hold
+//! (`clock`, `disk`). A fault starts unproven; only a measurement proves it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -190,6 +191,17 @@ async fn bandwidth_effect(addr: SocketAddr, name: &str, rate_kb_s: i64) -> Resul
         Ok(line)
     } else {
         Err(format!("{line}: faster than twice the configured rate"))
+    }
+}
+
+/// For a fault on one node's clock or disk, whether it still held at the end of the hold: the
+/// node's clock read from the node, the space of its data directory from the kernel. `None`
+/// for other faults.
+pub async fn node_fault_held(cluster: &crate::cluster::Cluster, action: &Action) -> Option<Measured> {
+    match action {
+        Action::ClockSkew { node, offset_ms } => Some(crate::clock::still_skewed(cluster, *node, *offset_ms).await),
+        Action::DiskFull(n) => Some(crate::disk::still_full(cluster, *n)),
+        _ => None,
     }
 }
 

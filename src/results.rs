@@ -166,6 +166,9 @@ pub struct ScenarioResult {
     /// about Chronik's start-up, with the stuck node and its log tail).
     #[serde(default)]
     pub startup_failures: Vec<String>,
+    /// How many nodes the scenario's cluster had (absent in older results files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<u8>,
     /// The fault schedule as it ran, each step with the nodes its roles resolved to (absent
     /// without a fault): `chronik-chaos chaos --replay results.json --scenario NAME` runs it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -134,6 +134,7 @@ pub async fn run_scenario(
         history_file: None,
         node_logs: Vec::new(),
         startup_failures: Vec::new(),
+        nodes: Some(s.nodes.unwrap_or(cfg.topology.nodes)),
         schedule: None,
         shrunk: None,
     };
@@ -156,17 +157,28 @@ async fn run_inner(
     say: &dyn Fn(&str),
 ) -> Result<(), String> {
     let run_dir = cfg.out_dir.join("nodes").join(&s.name);
+    let (faketime, data_dir_limit) = match node_needs(s, &cfg.out_dir) {
+        Ok(needs) => needs,
+        Err(why) => {
+            r.verdict = Verdict::NotApplicable;
+            r.explanation =
+                vec![format!("N/A: {why}, so this scenario cannot run; it says nothing about the cluster.")];
+            return Ok(());
+        }
+    };
     let spec = ClusterSpec {
-        topology: cfg.topology,
+        topology: TopologySpec { nodes: s.nodes.unwrap_or(cfg.topology.nodes), ..cfg.topology },
         settings: ClusterSettings::default(),
         node: NodeCommand {
             program: cfg.chronik_bin.clone(),
             rust_log: cfg.node_log.clone(),
             stop_grace: Duration::from_secs(30),
             extra_env: cfg.node_env.clone(),
+            faketime,
         },
         run_dir: run_dir.clone(),
         ready_timeout: cfg.ready_timeout,
+        data_dir_limit,
     };
     let mut cluster = start_with_retries(&spec, toxiproxy, cfg.start_attempts, r, say).await?;
     r.node_logs = cluster.supervisor.nodes().iter().map(|n| n.files.log.clone()).collect();
@@ -178,6 +190,27 @@ async fn run_inner(
         r.explanation.push(format!("n{id} ignored SIGTERM for 30 s at teardown and was killed."));
     }
     result
+}
+
+/// What the nodes need for the scenario's faults (its replayed schedule's too), decided before
+/// its cluster starts: libfaketime for a clock skew, tmpfs data directories for a full disk
+/// (a trial mount under `scratch`). `Err`: why this machine cannot run it (N/A).
+fn node_needs(s: &Scenario, scratch: &std::path::Path) -> Result<(Option<PathBuf>, Option<u64>), String> {
+    let replayed = s.replay.iter().flat_map(|r| r.steps.iter().map(|st| &st.fault));
+    let faults: Vec<&crate::scenario::Fault> = s.faults.iter().chain(replayed).collect();
+    let any = |want: fn(&crate::scenario::Fault) -> bool| faults.iter().any(|f| want(f));
+    let faketime = if any(|f| matches!(f, crate::scenario::Fault::ClockSkew { .. })) {
+        Some(crate::clock::locate()?)
+    } else {
+        None
+    };
+    let limit = if any(|f| matches!(f, crate::scenario::Fault::DiskFull(_))) {
+        crate::disk::check_mountable(scratch)?;
+        Some(crate::disk::DATA_DIR_LIMIT)
+    } else {
+        None
+    };
+    Ok((faketime, limit))
 }
 
 /// The scenario on a started cluster: wiring proof, topic, workload and phases, decision.
@@ -296,6 +329,8 @@ async fn drive(
     let ran = match nemesis::run(cluster, &schedule, &ctx, &mut rng).await {
         Ok(ran) => ran,
         Err(e) => {
+            // The schedule as planned, so `--replay` can run it again (roles drawn anew).
+            r.schedule = Some(schedule.clone());
             running.stop().await;
             observer.stop().await;
             return Err(e);

@@ -148,16 +148,24 @@ pub fn generate(g: &Generator, seed: u64) -> Result<Schedule, String> {
 
 /// Smaller schedules to try in place of `s`, the largest reduction first: `s` without one of
 /// its steps (when it has more than one), then `s` with one step held half as long (never below
-/// `min_fault_ms`, nor below 1 ms; the step keeps its start) and the steps that started at or
-/// after its old end moved earlier by the time saved, so the span shrinks too.
+/// `min_fault_ms`, nor below 1 ms; the step keeps its start). Either way the steps that started
+/// at or after the changed step's old end move earlier by the time saved (its whole hold when
+/// it is dropped), so no empty window is left and the span shrinks too; the gaps between the
+/// faults that remain are kept.
 pub fn shrink_candidates(s: &Schedule, min_fault_ms: u64) -> Vec<Schedule> {
     let floor = min_fault_ms.max(1);
     let mut out = Vec::new();
     if s.steps.len() > 1 {
-        for i in 0..s.steps.len() {
-            let mut steps = s.steps.clone();
-            steps.remove(i);
-            out.push(Schedule { steps });
+        for (i, dropped) in s.steps.iter().enumerate() {
+            let saved = dropped.end_ms.saturating_sub(dropped.start_ms);
+            let steps = s
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, other)| pulled_in(other, dropped.end_ms, saved))
+                .collect();
+            out.push(Schedule::new(steps));
         }
     }
     for (i, step) in s.steps.iter().enumerate() {
@@ -172,19 +180,27 @@ pub fn shrink_candidates(s: &Schedule, min_fault_ms: u64) -> Vec<Schedule> {
             .iter()
             .enumerate()
             .map(|(j, other)| {
-                let mut other = other.clone();
                 if j == i {
-                    other.end_ms = other.start_ms + shorter;
-                } else if other.start_ms >= step.end_ms {
-                    other.start_ms -= saved;
-                    other.end_ms -= saved;
+                    Step { end_ms: other.start_ms + shorter, ..other.clone() }
+                } else {
+                    pulled_in(other, step.end_ms, saved)
                 }
-                other
             })
             .collect();
         out.push(Schedule::new(steps));
     }
     out
+}
+
+/// `step` moved `saved` ms earlier when it starts at or after `freed_at` (the old end of the
+/// step that was dropped or shortened); as it was otherwise.
+fn pulled_in(step: &Step, freed_at: u64, saved: u64) -> Step {
+    let mut step = step.clone();
+    if step.start_ms >= freed_at {
+        step.start_ms -= saved;
+        step.end_ms -= saved;
+    }
+    step
 }
 
 /// Greedy search for a smaller schedule that still fails: tries [`shrink_candidates`] of the
@@ -239,7 +255,14 @@ fn fault_words(f: &Fault) -> String {
         Fault::Partition(Shape::OneWay { from, to }) => format!("one-way partition {from} → {to}"),
         Fault::Partition(Shape::Between { a, b }) => format!("partition {a} ↔ {b}"),
         Fault::Partition(Shape::ClientCut(t)) => format!("clients cut from {t}"),
+        Fault::Partition(Shape::Split { side }) => {
+            format!("split {} | the rest", side.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "))
+        }
+        Fault::Partition(Shape::Ring) => "majorities ring".to_string(),
+        Fault::Partition(Shape::Bridge { via }) => format!("bridge through {via}"),
         Fault::RollingRestart => "rolling restart".to_string(),
+        Fault::ClockSkew { target, offset_ms } => format!("clock skew {target} {}", crate::clock::words(*offset_ms)),
+        Fault::DiskFull(t) => format!("disk full {t}"),
         Fault::Toxic { links, streams, kind, toxicity } => {
             let mut out = match kind {
                 ToxicKind::Latency { latency, jitter: 0 } => format!("latency {latency} ms"),
@@ -295,9 +318,13 @@ enum FaultRecord {
     },
     Partition {
         shape: String,
-        from: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
+        /// `split`: the targets on one side.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        side: Vec<String>,
     },
     Kill {
         target: String,
@@ -306,11 +333,18 @@ enum FaultRecord {
         target: String,
     },
     RollingRestart {},
+    ClockSkew {
+        target: String,
+        offset_ms: i64,
+    },
+    DiskFull {
+        target: String,
+    },
 }
 
 impl Serialize for Fault {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use crate::scenario::{LinkSet, Shape};
+        use crate::scenario::{LinkSet, Shape, Target};
         let record = match self {
             Fault::Toxic { links, streams, kind, toxicity } => FaultRecord::Toxic {
                 links: match links {
@@ -323,21 +357,30 @@ impl Serialize for Fault {
                 attributes: kind.attributes(),
                 toxicity: *toxicity,
             },
-            Fault::Partition(Shape::Isolate(t)) => {
-                FaultRecord::Partition { shape: "isolate".into(), from: t.to_string(), to: None }
-            }
-            Fault::Partition(Shape::OneWay { from, to }) => {
-                FaultRecord::Partition { shape: "one-way".into(), from: from.to_string(), to: Some(to.to_string()) }
-            }
-            Fault::Partition(Shape::Between { a, b }) => {
-                FaultRecord::Partition { shape: "between".into(), from: a.to_string(), to: Some(b.to_string()) }
-            }
-            Fault::Partition(Shape::ClientCut(t)) => {
-                FaultRecord::Partition { shape: "client-cut".into(), from: t.to_string(), to: None }
+            Fault::Partition(shape) => {
+                let (from, to): (Option<&Target>, Option<&Target>) = match shape {
+                    Shape::Isolate(t) | Shape::ClientCut(t) | Shape::Bridge { via: t } => (Some(t), None),
+                    Shape::OneWay { from, to } => (Some(from), Some(to)),
+                    Shape::Between { a, b } => (Some(a), Some(b)),
+                    Shape::Split { .. } | Shape::Ring => (None, None),
+                };
+                FaultRecord::Partition {
+                    shape: crate::scenario::shape_name(shape).into(),
+                    from: from.map(|t| t.to_string()),
+                    to: to.map(|t| t.to_string()),
+                    side: match shape {
+                        Shape::Split { side } => side.iter().map(|t| t.to_string()).collect(),
+                        _ => Vec::new(),
+                    },
+                }
             }
             Fault::Kill(t) => FaultRecord::Kill { target: t.to_string() },
             Fault::Pause(t) => FaultRecord::Pause { target: t.to_string() },
             Fault::RollingRestart => FaultRecord::RollingRestart {},
+            Fault::ClockSkew { target, offset_ms } => {
+                FaultRecord::ClockSkew { target: target.to_string(), offset_ms: *offset_ms }
+            }
+            Fault::DiskFull(t) => FaultRecord::DiskFull { target: t.to_string() },
         };
         record.serialize(s)
     }
@@ -361,19 +404,29 @@ impl<'de> Deserialize<'de> for Fault {
                     .ok_or_else(|| D::Error::custom(format!("unknown toxic type `{type_name}`")))?,
                 toxicity,
             },
-            FaultRecord::Partition { shape, from, to } => {
-                let to = || to.as_deref().ok_or_else(|| D::Error::custom(format!("partition `{shape}` needs `to`")));
+            FaultRecord::Partition { shape, from, to, side } => {
+                let need = |v: &Option<String>, what: &str| {
+                    target(v.as_deref().ok_or_else(|| D::Error::custom(format!("partition `{shape}` needs `{what}`")))?)
+                };
                 Fault::Partition(match shape.as_str() {
-                    "isolate" => Shape::Isolate(target(&from)?),
-                    "one-way" => Shape::OneWay { from: target(&from)?, to: target(to()?)? },
-                    "between" => Shape::Between { a: target(&from)?, b: target(to()?)? },
-                    "client-cut" => Shape::ClientCut(target(&from)?),
+                    "isolate" => Shape::Isolate(need(&from, "from")?),
+                    "one-way" => Shape::OneWay { from: need(&from, "from")?, to: need(&to, "to")? },
+                    "between" => Shape::Between { a: need(&from, "from")?, b: need(&to, "to")? },
+                    "client-cut" => Shape::ClientCut(need(&from, "from")?),
+                    "bridge" => Shape::Bridge { via: need(&from, "from")? },
+                    "ring" => Shape::Ring,
+                    "split" if !side.is_empty() => {
+                        Shape::Split { side: side.iter().map(|t| target(t)).collect::<Result<_, _>>()? }
+                    }
+                    "split" => return Err(D::Error::custom("partition `split` needs `side`")),
                     other => return Err(D::Error::custom(format!("unknown partition shape `{other}`"))),
                 })
             }
             FaultRecord::Kill { target: t } => Fault::Kill(target(&t)?),
             FaultRecord::Pause { target: t } => Fault::Pause(target(&t)?),
             FaultRecord::RollingRestart {} => Fault::RollingRestart,
+            FaultRecord::ClockSkew { target: t, offset_ms } => Fault::ClockSkew { target: target(&t)?, offset_ms },
+            FaultRecord::DiskFull { target: t } => Fault::DiskFull(target(&t)?),
         })
     }
 }
@@ -391,6 +444,14 @@ mod tests {
                 assert_eq!(&back, f, "{}#{i}: {json}", s.name);
             }
         }
+        // Clock skews and full disks read like the scenario file.
+        let skew = Fault::ClockSkew { target: crate::scenario::Target::Leader, offset_ms: -30_000 };
+        assert_eq!(
+            serde_json::to_string(&skew).unwrap(),
+            r#"{"kind":"clock-skew","target":"leader","offset_ms":-30000}"#
+        );
+        let full: Fault = serde_json::from_str(r#"{"kind":"disk-full","target":"follower"}"#).unwrap();
+        assert_eq!(full, Fault::DiskFull(crate::scenario::Target::Follower));
         let kill: Fault = serde_json::from_str(r#"{"kind":"kill","target":"n2"}"#).unwrap();
         assert_eq!(kill, Fault::Kill(crate::scenario::Target::Node(2)));
         let e = serde_json::from_str::<Fault>(r#"{"kind":"partition","shape":"one-way","from":"leader"}"#).unwrap_err();
@@ -570,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn candidates_remove_a_step_then_halve_one_and_pull_later_steps_in() {
+    fn candidates_remove_a_step_then_halve_one_and_pull_later_steps_in_leaving_no_empty_window() {
         let kill = Fault::Kill(Target::Leader);
         let isolate = Fault::Partition(Shape::Isolate(Target::Node(2)));
         let check = |s: Schedule, floor: u64, expected: &[&[(&str, u64, u64)]]| {
@@ -584,7 +645,8 @@ mod tests {
             two.clone(),
             1_500,
             &[
-                &[("isolate n2", 6_000, 8_000)],
+                // The kill's 4 s are saved; the 1 s gap before the isolation is kept.
+                &[("isolate n2", 2_000, 4_000)],
                 &[("kill leader", 1_000, 5_000)],
                 &[("kill leader", 1_000, 3_000), ("isolate n2", 4_000, 6_000)],
                 // Half of 2 s is below the 1.5 s floor: held for the floor.
@@ -592,7 +654,7 @@ mod tests {
             ],
         );
         // At the floor already: nothing to shorten.
-        check(two, 4_000, &[&[("isolate n2", 6_000, 8_000)], &[("kill leader", 1_000, 5_000)]]);
+        check(two, 4_000, &[&[("isolate n2", 2_000, 4_000)], &[("kill leader", 1_000, 5_000)]]);
         // One step: never removed. A floor of 0 still keeps 1 ms.
         check(Schedule::new(vec![step(kill.clone(), 0, 1)]), 0, &[]);
         check(Schedule::new(vec![step(kill.clone(), 10, 13)]), 0, &[&[("kill leader", 10, 11)]]);
@@ -605,7 +667,7 @@ mod tests {
             ]),
             1_000,
             &[
-                &[("isolate n2", 2_000, 10_000), ("pause follower", 9_000, 11_000)],
+                &[("pause follower", 1_000, 3_000), ("isolate n2", 2_000, 10_000)],
                 &[("kill leader", 0, 8_000), ("pause follower", 9_000, 11_000)],
                 &[("kill leader", 0, 8_000), ("isolate n2", 2_000, 10_000)],
                 &[("kill leader", 0, 4_000), ("isolate n2", 2_000, 10_000), ("pause follower", 5_000, 7_000)],
@@ -717,6 +779,11 @@ mod tests {
             "partition n1 ↔ n2 0.0–1.0 s",
         );
         check(step(Fault::Pause(Target::PartitionLeader), 0, 1_000), "pause partition-leader 0.0–1.0 s");
+        check(
+            step(Fault::ClockSkew { target: Target::Leader, offset_ms: -90_500 }, 0, 1_000),
+            "clock skew leader -90.5 s 0.0–1.0 s",
+        );
+        check(step(Fault::DiskFull(Target::Follower), 0, 1_000), "disk full follower 0.0–1.0 s");
         check(
             step(
                 Fault::Toxic {

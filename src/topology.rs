@@ -126,14 +126,20 @@ pub struct Plan {
     pub proxies: Vec<ProxyPlan>,
 }
 
+/// Whether a cluster of `nodes` can be planned ([`MIN_NODES`] to [`MAX_NODES`]).
+pub fn check_node_count(nodes: u8) -> Result<(), PlanError> {
+    if nodes < MIN_NODES {
+        return Err(PlanError::TooFewNodes(nodes));
+    }
+    if nodes > MAX_NODES {
+        return Err(PlanError::TooManyNodes(nodes));
+    }
+    Ok(())
+}
+
 impl Plan {
     pub fn new(spec: TopologySpec) -> Result<Plan, PlanError> {
-        if spec.nodes < MIN_NODES {
-            return Err(PlanError::TooFewNodes(spec.nodes));
-        }
-        if spec.nodes > MAX_NODES {
-            return Err(PlanError::TooManyNodes(spec.nodes));
-        }
+        check_node_count(spec.nodes)?;
         if spec.base_port < 1024 {
             return Err(PlanError::BasePortPrivileged(spec.base_port));
         }

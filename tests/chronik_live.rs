@@ -42,9 +42,11 @@ async fn live_chronik_three_nodes_ready_wired_through_proxies_and_torn_down() {
             rust_log: "info,chronik_wal::group_commit=warn,tantivy=warn".into(),
             stop_grace: Duration::from_secs(30),
             extra_env: Vec::new(),
+            faketime: None,
         },
         run_dir: dir.path().join("cluster"),
         ready_timeout: Duration::from_secs(45),
+        data_dir_limit: None,
     };
     // Chronik's start-up sometimes hangs (docs/findings.md #1): that is reported and retried,
     // as the suite does, so this test checks the wiring rather than that bug.

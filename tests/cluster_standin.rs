@@ -227,6 +227,9 @@ fn sigint_during_start_tears_everything_down() {
         .arg(dir.path())
         .env_remove("TOXIPROXY_BIN")
         .env("PATH", "/usr/bin:/bin")
+        // The nodes (which inherit this) report no leader for a minute, so the start is still
+        // waiting when the SIGINT comes, however slowly this test reads.
+        .env("STAND_IN_EXIT_AFTER_MS", "60000")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

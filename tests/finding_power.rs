@@ -118,6 +118,17 @@ async fn correct_mode_passes_the_group_restart_and_client_cut_scenarios_and_tran
     assert!(why.len() == 1 && why[0].starts_with("N/A: ") && why[0].contains("EndTxn"), "{why:#?}");
 }
 
+/// Five nodes: the splits and the bridge pass in correct mode, and a partition that never
+/// fails over on the side of three is caught (the rules judge the real 2 | 3 shape).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_node_shapes_pass_in_correct_mode_and_a_stall_in_a_split_is_caught() {
+    for name in ["split-leader-minority", "bridge-5"] {
+        let (v, why) = run("", name).await;
+        assert_eq!(v, Verdict::Pass, "correct mode on {name}: {why:#?}");
+    }
+    check("no-failover", "split-leader-minority", Verdict::Hang, "No failover for partition").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_given_overlapping_assignments_does_not_settle() {
     check("duplicate-assignment", "queue-baseline", Verdict::Hang, "The consumer group did not settle").await;

@@ -111,6 +111,7 @@ fn scenario(
         history_file: Some(PathBuf::from(format!("histories/{family}.json"))),
         node_logs: vec![PathBuf::from("nodes/x/node1/node1.log")],
         startup_failures: vec![],
+        nodes: None,
         schedule: None,
         shrunk: None,
     }
@@ -745,6 +746,35 @@ fn junit_parses_back_with_the_right_counts() {
     }
 }
 
+/// Runs of one scenario that did not all end alike, and a pass that needed a retried start-up.
+fn flaky_runs() -> Results {
+    let mut retried = scenario("kill-leader", "process", Verdict::Pass, 2_000, false, 0);
+    retried.startup_failures = vec!["node 3 never became ready within 45 s".into()];
+    results(vec![
+        scenario("isolate-leader#1", "partition", Verdict::Pass, 2_000, false, 0),
+        scenario("isolate-leader#2", "partition", Verdict::Hang, 2_000, true, 0),
+        scenario("isolate-leader#3", "partition", Verdict::Pass, 2_000, false, 0),
+        retried,
+    ])
+}
+
+#[test]
+fn junit_counts_flaky_scenarios_apart_and_marks_a_pass_that_needed_a_retried_start_up() {
+    let xml = junit::render(&flaky_runs());
+    assert!(xml.contains(r#"<property name="flaky" value="2"/>"#), "{xml}");
+    assert!(
+        xml.contains(
+            r#"<property name="flaky.isolate-leader" value="FLAKY isolate-leader: 1 of 3 runs did not pass (33%)"/>"#
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"<flakyError type="startup" message="passed after 1 cluster start-up(s) never became ready and were retried">- start-up: node 3 never became ready within 45 s"#), "{xml}");
+    // A flaky pass is still a pass: one error (the HANG), no failure.
+    let (tests, failures, errors, _) = parse_counts(&xml);
+    assert_eq!((tests, failures, errors), (4, 0, 1));
+    assert!(junit::render(&all_pass()).contains(r#"<property name="flaky" value="0"/>"#));
+}
+
 /// Parses the JUnit with Python's `junitparser` (`.ci/run` installs it and runs this).
 #[test]
 #[ignore = "needs python3 with junitparser; .ci/run installs it from .ci/requirements.txt and runs this"]
@@ -769,7 +799,8 @@ print(json.dumps([tests, failures, errors, xml.tests, xml.failures, xml.errors])
         .unwrap_or(false);
     assert!(have, "python3 with junitparser is needed (.ci/run installs it from .ci/requirements.txt)");
     let dir = tempfile::tempdir().unwrap();
-    for (r, want) in [(all_pass(), [3, 0, 0]), (mixed(), [4, 1, 2]), (hostile(), [2, 1, 1])] {
+    for (r, want) in [(all_pass(), [3, 0, 0]), (mixed(), [4, 1, 2]), (hostile(), [2, 1, 1]), (flaky_runs(), [4, 0, 1])]
+    {
         let path = dir.path().join("junit.xml");
         std::fs::write(&path, junit::render(&r)).unwrap();
         let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();

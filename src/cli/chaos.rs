@@ -45,6 +45,11 @@ pub struct ChaosArgs {
     /// First port of the cluster plan.
     #[arg(long, default_value_t = DEFAULT_BASE_PORT)]
     pub base_port: u16,
+    /// Nodes of each scenario's cluster (3 to 9), unless the scenario sets its own `nodes`
+    /// (the 5-node splits, ring and bridge do). Shapes that need more nodes than a scenario
+    /// would get are refused before anything starts.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(3..=9))]
+    pub nodes: u8,
     /// RUST_LOG for the nodes.
     #[arg(long, default_value = "info,chronik_wal::group_commit=warn,tantivy=warn")]
     pub node_log: String,
@@ -233,8 +238,14 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_OK));
     }
+    for (_, s) in &chosen {
+        let n = s.nodes.unwrap_or(args.nodes);
+        scenario::check_cluster_size(&s.faults, Some(n), "pass a larger --nodes or set `nodes` in the scenario")
+            .map_err(|e| anyhow::anyhow!("scenario `{}` ({}): {e}", s.name, s.source))?;
+    }
+    // Ports are checked for the largest cluster the run starts.
     let topology = TopologySpec {
-        nodes: 3,
+        nodes: chosen.iter().map(|(_, s)| s.nodes.unwrap_or(args.nodes)).max().unwrap_or(args.nodes),
         host: IpAddr::from([127, 0, 0, 1]),
         base_port: args.base_port,
         fixed: FixedPorts::CHRONIK,
@@ -298,7 +309,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     progress(&format!("toxiproxy: {}", launched.kind));
     let mut cfg = SuiteConfig {
         chronik_bin: bin.clone(),
-        topology,
+        // Each scenario's own `nodes`, else this.
+        topology: TopologySpec { nodes: args.nodes, ..topology },
         node_log: args.node_log.clone(),
         out_dir: out.clone(),
         seed,

@@ -134,9 +134,11 @@ async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             rust_log: args.node_log.clone(),
             stop_grace: Duration::from_secs(30),
             extra_env: Vec::new(),
+            faketime: None,
         },
         run_dir,
         ready_timeout: Duration::from_secs(args.ready_timeout),
+        data_dir_limit: None,
     };
     let toxiproxy = match &args.toxiproxy_api {
         Some(api) => ToxiproxySource::Existing(Client::new(api)),

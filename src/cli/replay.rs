@@ -51,7 +51,17 @@ pub fn replay_runs(path: &Path, names: &[String], catalogue: &[Scenario]) -> any
                 "--replay: run `{name}` is scenario `{base}`, which is not in the catalogue; add its file with --scenarios-file"
             )
         })?;
-        out.push(Scenario { name: name.clone(), replay: Some(schedule), ..scenario.clone() });
+        if run.schedule.is_none() && !name.ends_with(SMALLEST) && !scenario.faults.is_empty() {
+            bail!(
+                "--replay {}: run `{name}` recorded no schedule (it ended before its faults were planned), so there \
+                 is nothing to replay; run it again with --seed {} --scenario {base}",
+                path.display(),
+                run.seed
+            );
+        }
+        // The recorded cluster size, so roles pinned to n4 or n5 find their nodes.
+        let nodes = run.nodes.or(scenario.nodes);
+        out.push(Scenario { name: name.clone(), replay: Some(schedule), nodes, ..scenario.clone() });
     }
     Ok((results.seed, out))
 }
@@ -93,10 +103,19 @@ mod tests {
             crate::results::ScenarioResult {
                 name: "kill-leader#2".into(),
                 schedule: Some(ran.clone()),
+                nodes: Some(5),
                 shrunk: Some(Shrunk { original: ran, smallest, tries: 4, exhausted_budget: false }),
                 ..template.clone()
             },
-            crate::results::ScenarioResult { name: "baseline".into(), schedule: None, ..template },
+            crate::results::ScenarioResult { name: "baseline".into(), schedule: None, ..template.clone() },
+            // Ended before its faults were planned (e.g. the cluster never started).
+            crate::results::ScenarioResult {
+                name: "isolate-leader".into(),
+                schedule: None,
+                nodes: Some(5),
+                seed: 44,
+                ..template
+            },
         ];
         let path = dir.join("results.json");
         r.write(&path).unwrap();
@@ -108,21 +127,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = recorded(dir.path());
         let catalogue = crate::scenario::builtin();
-        let (seed, runs) = replay_runs(&path, &[], &catalogue).unwrap();
+        let (seed, runs) = replay_runs(&path, &["kill-leader#2".into(), "baseline".into()], &catalogue).unwrap();
         assert_eq!(seed, 31);
         assert_eq!(runs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["kill-leader#2", "baseline"]);
         let ran = runs[0].schedule(99).unwrap();
         assert_eq!((ran.steps.len(), ran.steps[1].start_ms, ran.steps[0].targets["leader"]), (2, 20_000, 2));
         assert_eq!(runs[0].description, catalogue.iter().find(|s| s.name == "kill-leader").unwrap().description);
+        // The recorded cluster size goes with the replay; an older file's run keeps the scenario's.
+        assert_eq!((runs[0].nodes, runs[1].nodes), (Some(5), None));
         // A run without a fault replays as none.
         assert!(runs[1].schedule(99).unwrap().steps.is_empty());
         let (_, smallest) = replay_runs(&path, &["kill-leader#2~smallest".into()], &catalogue).unwrap();
         assert_eq!(smallest[0].schedule(1).unwrap().steps.len(), 1);
         let e = replay_runs(&path, &["bridge".into()], &catalogue).unwrap_err().to_string();
-        assert!(e.contains("no run named `bridge` in it; it holds: kill-leader#2, baseline"), "{e}");
+        assert!(e.contains("no run named `bridge` in it; it holds: kill-leader#2, baseline, isolate-leader"), "{e}");
+        // A faulty scenario's run without a recorded schedule is not replayed as no fault.
+        let e = replay_runs(&path, &[], &catalogue).unwrap_err().to_string();
+        assert!(
+            e.contains("run `isolate-leader` recorded no schedule")
+                && e.contains("run it again with --seed 44 --scenario isolate-leader"),
+            "{e}"
+        );
         let e = replay_runs(&path, &["baseline~smallest".into()], &catalogue).unwrap_err().to_string();
         assert!(e.contains("run `baseline` was not shrunk"), "{e}");
-        let e = replay_runs(&path, &[], &catalogue[1..]).unwrap_err().to_string();
+        let e = replay_runs(&path, &["baseline".into()], &catalogue[1..]).unwrap_err().to_string();
         assert!(e.contains("which is not in the catalogue; add its file with --scenarios-file"), "{e}");
     }
 }

@@ -1,7 +1,7 @@
 //! Client for a Chronik node's admin HTTP API (`/admin/status`, `/admin/health`): who leads
-//! Raft, and which node leads each partition.
+//! Raft, which node leads each partition, and the node's wall clock (its answers' `Date` header).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,15 @@ pub struct PartitionStatus {
     pub replicas: Vec<u64>,
     #[serde(default)]
     pub isr: Vec<u64>,
+}
+
+/// The node's wall clock as its answer to one request showed it: the `Date` header (whole
+/// seconds, rounded down) stamped between `sent` and `received` by our clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeClock {
+    pub sent: SystemTime,
+    pub received: SystemTime,
+    pub date: SystemTime,
 }
 
 /// Admin API of one node.
@@ -73,6 +82,28 @@ impl AdminClient {
         }
         serde_json::from_str(&body)
             .map_err(|e| format!("{}/admin/status: unexpected JSON ({e}): {}", self.base, body.trim()))
+    }
+}
+
+impl AdminClient {
+    /// Reads the node's clock from the `Date` header of its answer to `/admin/health` (any
+    /// status counts: the header is the server's, whatever the answer).
+    pub async fn clock(&self) -> Result<NodeClock, String> {
+        let mut req = self.http.get(format!("{}/admin/health", self.base));
+        if let Some(key) = &self.api_key {
+            req = req.header("X-API-Key", key);
+        }
+        let sent = SystemTime::now();
+        let resp = req.send().await.map_err(|e| format!("no answer from {}: {e}", self.base))?;
+        let received = SystemTime::now();
+        let header = resp
+            .headers()
+            .get("date")
+            .ok_or_else(|| format!("{}/admin/health answered without a Date header", self.base))?;
+        let text = header.to_str().map_err(|e| format!("{}: unreadable Date header: {e}", self.base))?;
+        let date = httpdate::parse_http_date(text)
+            .map_err(|e| format!("{}: Date header `{text}` is not an HTTP date: {e}", self.base))?;
+        Ok(NodeClock { sent, received, date })
     }
 }
 

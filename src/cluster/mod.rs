@@ -18,6 +18,7 @@ use anyhow::{bail, Context};
 use self::config::ClusterSettings;
 use self::supervisor::{NodeCommand, Supervisor};
 use self::wiring::WiringReport;
+use crate::disk::DataMounts;
 use crate::os;
 use crate::process::Termination;
 use crate::topology::{Plan, TopologySpec};
@@ -33,6 +34,9 @@ pub struct ClusterSpec {
     /// Node configs, data and logs go under `<run_dir>/node<N>/`.
     pub run_dir: PathBuf,
     pub ready_timeout: Duration,
+    /// Each node's data directory on a tmpfs of this many bytes (`crate::disk`), when a
+    /// scenario fills a disk; `None`: a plain directory.
+    pub data_dir_limit: Option<u64>,
 }
 
 /// Which Toxiproxy server the cluster's proxies live on.
@@ -48,8 +52,11 @@ pub struct Cluster {
     pub plan: Plan,
     pub run_dir: PathBuf,
     pub toxiproxy: Client,
-    /// Declared before `toxiproxy_server`: on drop, nodes stop before their proxies go.
+    /// Declared before `toxiproxy_server` and `data_mounts`: on drop, nodes stop before their
+    /// proxies and their data directories go.
     pub supervisor: Supervisor,
+    /// The nodes' size-limited data directories, unmounted when the cluster goes.
+    pub data_mounts: Option<DataMounts>,
     toxiproxy_server: Option<Launched>,
     /// The Raft leader all nodes agreed on at readiness.
     pub leader: u8,
@@ -101,11 +108,12 @@ impl Cluster {
         create_proxies(&client, &plan).await?;
         progress(&format!("{} proxies created and read back", plan.proxies.len()));
         match start_nodes(spec, &plan, progress).await {
-            Ok((supervisor, leader)) => Ok(Cluster {
+            Ok((supervisor, data_mounts, leader)) => Ok(Cluster {
                 plan,
                 run_dir: spec.run_dir.clone(),
                 toxiproxy: client,
                 supervisor,
+                data_mounts,
                 toxiproxy_server,
                 leader,
             }),
@@ -173,7 +181,8 @@ impl Cluster {
 
     /// Leaves everything running and returns what `cluster stop` needs to end it.
     pub fn detach(self) -> state::ClusterState {
-        let Cluster { plan, run_dir, toxiproxy, supervisor, toxiproxy_server, leader } = self;
+        // Only scenarios mount data directories, and a scenario's cluster is never detached.
+        let Cluster { plan, run_dir, toxiproxy, supervisor, data_mounts: _, toxiproxy_server, leader } = self;
         let node_files: Vec<_> = supervisor.nodes().iter().map(|n| n.files.clone()).collect();
         let pids = supervisor.detach();
         state::ClusterState::new(
@@ -188,12 +197,26 @@ impl Cluster {
     }
 }
 
-/// Writes the configs, starts the nodes and waits for readiness.
-async fn start_nodes(spec: &ClusterSpec, plan: &Plan, progress: &dyn Fn(&str)) -> anyhow::Result<(Supervisor, u8)> {
+/// Writes the configs, mounts the data directories when asked, starts the nodes and waits for
+/// readiness. On an error the nodes stop before their data directories are unmounted.
+async fn start_nodes(
+    spec: &ClusterSpec,
+    plan: &Plan,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<(Supervisor, Option<DataMounts>, u8)> {
     prepare_run_dir(&spec.run_dir, plan)?;
     let files = config::write_all(plan, &spec.run_dir, &spec.settings)
         .with_context(|| format!("cannot write node configs under {}", spec.run_dir.display()))?;
     progress(&format!("node configs written under {}", spec.run_dir.display()));
+    let mounts = match spec.data_dir_limit {
+        Some(size) => {
+            let dirs: Vec<(u8, PathBuf)> = files.iter().map(|f| (f.id, f.data_dir.clone())).collect();
+            let m = DataMounts::mount_all(&dirs, size)?;
+            progress(&format!("data directories on tmpfs mounts of {} each", crate::disk::bytes(size)));
+            Some(m)
+        }
+        None => None,
+    };
     let mut supervisor = Supervisor::new(&plan.nodes, files, spec.node.clone());
     supervisor.start_all()?;
     let pids: Vec<String> =
@@ -202,7 +225,7 @@ async fn start_nodes(spec: &ClusterSpec, plan: &Plan, progress: &dyn Fn(&str)) -
     let started = Instant::now();
     let leader = supervisor.wait_ready(spec.ready_timeout).await?;
     progress(&format!("ready: all nodes agree on leader n{leader} after {:.1}s", started.elapsed().as_secs_f64()));
-    Ok((supervisor, leader))
+    Ok((supervisor, mounts, leader))
 }
 
 /// Removes the plan's proxies (best effort).

@@ -32,6 +32,8 @@ pub enum ClusterError {
     NotReady { waited: Duration, waiting_for: String, id: u8, log: PathBuf, tail: String },
     #[error("cannot start node {id}: {source}")]
     Spawn { id: u8, source: process::ProcessError },
+    #[error("cannot write node {id}'s clock offset file: {source}")]
+    ClockFile { id: u8, source: std::io::Error },
     #[error("node {0} is not part of this cluster")]
     UnknownNode(u8),
     #[error("interrupted")]
@@ -49,6 +51,9 @@ pub struct NodeCommand {
     pub stop_grace: Duration,
     /// More environment for every node.
     pub extra_env: Vec<(String, String)>,
+    /// libfaketime, preloaded into every node with its own offset file (`crate::clock`), when
+    /// a scenario skews a clock.
+    pub faketime: Option<PathBuf>,
 }
 
 /// How long `BIN version` may take before the binary counts as not a node binary.
@@ -181,6 +186,8 @@ pub struct NodeExit {
 pub struct Supervisor {
     nodes: Vec<Node>,
     command: NodeCommand,
+    /// Every process started with libfaketime, whose leftovers go at teardown.
+    preloaded: Vec<u32>,
 }
 
 impl Supervisor {
@@ -197,7 +204,12 @@ impl Supervisor {
                 state: NodeState::Down,
             })
             .collect();
-        Supervisor { nodes, command }
+        Supervisor { nodes, command, preloaded: Vec::new() }
+    }
+
+    /// The libfaketime the nodes run with, if they do.
+    pub fn faketime(&self) -> Option<&std::path::Path> {
+        self.command.faketime.as_deref()
     }
 
     pub fn nodes(&self) -> &[Node] {
@@ -228,7 +240,7 @@ impl Supervisor {
         let command = self.command.clone();
         let node = self.node_mut(id)?;
         let args: Vec<OsString> = vec!["start".into(), "--config".into(), node.files.config.clone().into()];
-        let envs = vec![
+        let mut envs = vec![
             ("RUST_LOG".to_string(), command.rust_log.clone()),
             // Plain log files: no terminal colour codes.
             ("NO_COLOR".to_string(), "1".to_string()),
@@ -238,6 +250,11 @@ impl Supervisor {
         .into_iter()
         .chain(command.extra_env.iter().cloned())
         .collect::<Vec<_>>();
+        if let Some(lib) = &command.faketime {
+            let file =
+                crate::clock::prepare(&node.files.dir).map_err(|source| ClusterError::ClockFile { id, source })?;
+            envs.extend(crate::clock::node_env(lib, &file));
+        }
         // Chronik resolves some paths (e.g. local segment storage, `./data/segments`) against
         // its working directory: each node runs in its own directory.
         let options = SpawnOptions {
@@ -248,6 +265,10 @@ impl Supervisor {
             OwnedProcess::spawn_with(&format!("node {id}"), &command.program, &args, &envs, &node.files.log, &options)
                 .map_err(|source| ClusterError::Spawn { id, source })?
                 .with_grace(command.stop_grace);
+        if command.faketime.is_some() {
+            self.preloaded.push(process.pid());
+        }
+        let node = self.node_mut(id)?;
         node.process = Some(process);
         node.state = NodeState::Running;
         Ok(())
@@ -375,6 +396,9 @@ impl Supervisor {
                 out.push((node.plan.id, p.terminate()));
                 node.state = NodeState::Down;
             }
+        }
+        for pid in self.preloaded.drain(..) {
+            crate::clock::remove_leftovers(pid);
         }
         out
     }

@@ -71,17 +71,17 @@ fn write<W: Write>(r: &Results, sink: W) -> std::io::Result<()> {
         w.create_element("testsuite")
             .with_attributes(totals.into_iter().chain([("timestamp", timestamp.as_str())]))
             .write_inner_content(|w| {
-                properties(
-                    w,
-                    &[
-                        ("seed", r.seed.to_string()),
-                        ("tool", r.tool.clone()),
-                        ("chronik.version", r.chronik.version.clone()),
-                        ("chronik.binary", r.chronik.binary.display().to_string()),
-                        ("toxiproxy", r.toxiproxy.clone()),
-                        ("finished_at", r.finished_at.clone()),
-                    ],
-                )?;
+                let mut props = vec![
+                    ("seed".to_string(), r.seed.to_string()),
+                    ("tool".to_string(), r.tool.clone()),
+                    ("chronik.version".to_string(), r.chronik.version.clone()),
+                    ("chronik.binary".to_string(), r.chronik.binary.display().to_string()),
+                    ("toxiproxy".to_string(), r.toxiproxy.clone()),
+                    ("finished_at".to_string(), r.finished_at.clone()),
+                ];
+                props.extend(flaky_properties(r));
+                let props: Vec<(&str, String)> = props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                properties(w, &props)?;
                 for s in &r.scenarios {
                     testcase(w, s)?;
                 }
@@ -90,6 +90,15 @@ fn write<W: Write>(r: &Results, sink: W) -> std::io::Result<()> {
         Ok(())
     })?;
     Ok(())
+}
+
+/// FLAKY, counted apart (as cargo-nextest does): how many scenarios, and each one's line
+/// (`flaky.kill-leader` = `FLAKY kill-leader: 1 of 4 runs did not pass (25%)`).
+fn flaky_properties(r: &Results) -> Vec<(String, String)> {
+    let flaky = r.flaky();
+    let mut out = vec![("flaky".to_string(), flaky.len().to_string())];
+    out.extend(flaky.iter().map(|f| (format!("flaky.{}", f.scenario), f.to_string())));
+    out
 }
 
 fn properties<W: Write>(w: &mut Writer<W>, props: &[(&str, String)]) -> std::io::Result<()> {
@@ -238,6 +247,17 @@ fn testcase<W: Write>(w: &mut Writer<W>, s: &ScenarioResult) -> std::io::Result<
                 w.create_element(element)
                     .with_attributes([("type", verdict.as_str()), ("message", message.as_str())])
                     .write_text_content(BytesText::new(&body))?;
+            } else if !s.startup_failures.is_empty() {
+                // Passed after a retried start-up: Surefire's flakyError (a pass that needed a
+                // rerun), which cargo-nextest writes too and JUnit readers count as a pass.
+                let message = format!(
+                    "passed after {} cluster start-up(s) never became ready and were retried",
+                    s.startup_failures.len()
+                );
+                let body: String = s.startup_failures.iter().map(|f| format!("- start-up: {f}\n")).collect();
+                w.create_element("flakyError")
+                    .with_attributes([("type", "startup"), ("message", message.as_str())])
+                    .write_text_content(BytesText::new(&xml_text(&body)))?;
             }
             let out = xml_text(&system_out(s));
             w.create_element("system-out").write_text_content(BytesText::new(&out))?;

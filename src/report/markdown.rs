@@ -1099,6 +1099,7 @@ mod tests {
                 history_file: None,
                 node_logs: vec![],
                 startup_failures: vec![],
+                nodes: None,
                 schedule: None,
                 shrunk: None,
             };

@@ -75,7 +75,7 @@ pub enum LinkSet {
 }
 
 /// The shape of a partition (all of them leave TCP open: data is black-holed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Shape {
     /// Every link to and from the target, Raft and WAL.
     Isolate(Target),
@@ -87,6 +87,27 @@ pub enum Shape {
     /// links to its peers stay up. Chronik forwards requests to a partition's leader through
     /// that leader's client address, so those are cut too.
     ClientCut(Target),
+    /// The cluster splits in two: these nodes on one side, every other node on the other;
+    /// nothing crosses (Raft and WAL, both ways). Clients still reach every node.
+    Split { side: Vec<Target> },
+    /// Nodes in a ring (by id): each still reaches the nodes nearest it on both sides, enough
+    /// for a majority with itself, and no other; no two nodes see the same majority (Jepsen's
+    /// majorities ring). Needs 5 nodes or more.
+    Ring,
+    /// The other nodes split in two halves (by id) that cannot talk to each other; `via` is
+    /// in both and reaches every node.
+    Bridge { via: Target },
+}
+
+impl Shape {
+    /// The fewest nodes a cluster needs for this shape to mean what it says.
+    pub fn min_nodes(&self) -> u8 {
+        match self {
+            Shape::Ring => 5,
+            Shape::Split { side } => (side.len() as u8 + 1).max(3),
+            _ => 3,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -106,6 +127,15 @@ pub enum Fault {
     /// period), started again on its data, and the cluster must be ready again before the next
     /// (a node that does not rejoin is a HANG). Nothing to undo at heal.
     RollingRestart,
+    /// The target's wall clock (`CLOCK_REALTIME`; monotonic clocks untouched) jumps by
+    /// `offset_ms` at inject and back at heal (libfaketime, preloaded into every node).
+    ClockSkew {
+        target: Target,
+        offset_ms: i64,
+    },
+    /// The target's data directory (a size-limited tmpfs) is filled until ENOSPC at inject and
+    /// freed at heal.
+    DiskFull(Target),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -234,6 +264,8 @@ pub struct Scenario {
     pub replay: Option<crate::schedule::Schedule>,
     pub expect: Expect,
     pub workload: WorkloadOverrides,
+    /// The cluster size this scenario runs on (`nodes = 5`); `None`: the run's `--nodes`.
+    pub nodes: Option<u8>,
     /// `file:line` where it was defined.
     pub source: String,
 }
@@ -261,6 +293,7 @@ struct ScenarioDef {
     name: String,
     family: Option<String>,
     description: String,
+    nodes: Option<u8>,
     #[serde(default)]
     phases: PhasesDef,
     #[serde(default)]
@@ -315,6 +348,7 @@ enum FaultDef {
         target: Option<String>,
         from: Option<String>,
         to: Option<String>,
+        side: Option<Vec<String>>,
         at: Option<f64>,
         until: Option<f64>,
     },
@@ -332,6 +366,17 @@ enum FaultDef {
         at: Option<f64>,
         until: Option<f64>,
     },
+    ClockSkew {
+        target: String,
+        offset_ms: Option<i64>,
+        at: Option<f64>,
+        until: Option<f64>,
+    },
+    DiskFull {
+        target: String,
+        at: Option<f64>,
+        until: Option<f64>,
+    },
 }
 
 impl FaultDef {
@@ -341,6 +386,8 @@ impl FaultDef {
             | FaultDef::Partition { at, until, .. }
             | FaultDef::Kill { at, until, .. }
             | FaultDef::Pause { at, until, .. }
+            | FaultDef::ClockSkew { at, until, .. }
+            | FaultDef::DiskFull { at, until, .. }
             | FaultDef::RollingRestart { at, until } => (*at, *until),
         }
     }
@@ -438,6 +485,12 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
             }
         }
         let faults = d.faults.iter().map(fault).collect::<Result<Vec<_>, _>>().map_err(fail)?;
+        if let Some(n) = d.nodes {
+            crate::topology::check_node_count(n).map_err(|e| fail(format!("nodes = {n}: {e}")))?;
+        }
+        if d.nodes.is_some() {
+            check_cluster_size(&faults, d.nodes, "raise `nodes`").map_err(fail)?;
+        }
         let timing = timing(&d.faults, d.schedule.as_ref(), p.hold).map_err(fail)?;
         let e = &d.expect;
         if e.writes_must_stop.is_some() {
@@ -469,6 +522,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Scenario>, ScenarioError> {
                 max_stale_leader_ms: e.max_stale_leader_ms.unwrap_or(DEFAULT_MAX_STALE_LEADER_MS),
             },
             workload: workload(&d.workload).map_err(fail)?,
+            nodes: d.nodes,
             source: format!("{file}:{line}"),
             name: d.name,
         });
@@ -676,26 +730,108 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
             }
             Fault::Toxic { links, streams, kind, toxicity }
         }
-        FaultDef::Partition { shape, target, from, to, .. } => {
+        FaultDef::Partition { shape, target, from, to, side, .. } => {
             let need = |v: &Option<String>, what: &str| -> Result<Target, String> {
                 Target::parse(v.as_deref().ok_or_else(|| format!("partition shape `{shape}` needs `{what}`"))?)
             };
+            let takes: &[&str] = match shape.as_str() {
+                "isolate" | "client-cut" | "bridge" => &["target"],
+                "one-way" | "between" => &["from", "to"],
+                "split" => &["side"],
+                "ring" => &[],
+                other => {
+                    return Err(format!(
+                        "unknown partition shape `{other}`; use isolate, one-way, between, client-cut, split, \
+                         ring or bridge"
+                    ))
+                }
+            };
+            let given = [("target", target.is_some()), ("from", from.is_some()), ("to", to.is_some())];
+            if let Some((extra, _)) =
+                given.iter().chain([("side", side.is_some())].iter()).find(|(k, set)| *set && !takes.contains(k))
+            {
+                return Err(format!(
+                    "partition shape `{shape}` takes {}; remove `{extra}`",
+                    if takes.is_empty() { "no nodes".to_string() } else { format!("`{}`", takes.join("` and `")) }
+                ));
+            }
             Fault::Partition(match shape.as_str() {
                 "isolate" => Shape::Isolate(need(target, "target")?),
                 "one-way" => Shape::OneWay { from: need(from, "from")?, to: need(to, "to")? },
                 "between" => Shape::Between { a: need(from, "from")?, b: need(to, "to")? },
                 "client-cut" => Shape::ClientCut(need(target, "target")?),
-                other => {
-                    return Err(format!(
-                        "unknown partition shape `{other}`; use isolate, one-way, between or client-cut"
-                    ))
-                }
+                "bridge" => Shape::Bridge { via: need(target, "target")? },
+                "ring" => Shape::Ring,
+                _ => Shape::Split { side: split_side(side.as_deref())? },
             })
         }
         FaultDef::Kill { target, .. } => Fault::Kill(Target::parse(target)?),
         FaultDef::Pause { target, .. } => Fault::Pause(Target::parse(target)?),
         FaultDef::RollingRestart { .. } => Fault::RollingRestart,
+        FaultDef::ClockSkew { target, offset_ms, .. } => {
+            Fault::ClockSkew { target: Target::parse(target)?, offset_ms: clock_offset(*offset_ms)? }
+        }
+        FaultDef::DiskFull { target, .. } => Fault::DiskFull(Target::parse(target)?),
     })
+}
+
+/// The targets of one side of a split: at least one, each named once.
+fn split_side(side: Option<&[String]>) -> Result<Vec<Target>, String> {
+    let side = side.filter(|s| !s.is_empty()).ok_or(
+        "partition shape `split` needs `side`, the nodes on one side (e.g. side = [\"leader\", \"follower\"]); \
+         every other node is on the other",
+    )?;
+    let targets = side.iter().map(|t| Target::parse(t)).collect::<Result<Vec<_>, _>>()?;
+    if let Some(t) = targets.iter().enumerate().find(|(i, t)| targets[..*i].contains(t)).map(|(_, t)| t) {
+        return Err(format!("split: `{t}` is named twice in `side`"));
+    }
+    Ok(targets)
+}
+
+/// Whether a cluster of `nodes` (`None`: the default of 3) is big enough for every fault;
+/// `fix` says how to make it so.
+pub fn check_cluster_size(faults: &[Fault], nodes: Option<u8>, fix: &str) -> Result<(), String> {
+    let n = nodes.unwrap_or(crate::topology::MIN_NODES);
+    match faults
+        .iter()
+        .filter_map(|f| if let Fault::Partition(s) = f { Some(s) } else { None })
+        .max_by_key(|s| s.min_nodes())
+    {
+        Some(shape) if shape.min_nodes() > n => Err(format!(
+            "a {} partition needs at least {} nodes and this scenario runs on {n}: {fix} (e.g. nodes = {})",
+            shape_name(shape),
+            shape.min_nodes(),
+            shape.min_nodes()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The TOML name of a partition shape.
+pub fn shape_name(shape: &Shape) -> &'static str {
+    match shape {
+        Shape::Isolate(_) => "isolate",
+        Shape::OneWay { .. } => "one-way",
+        Shape::Between { .. } => "between",
+        Shape::ClientCut(_) => "client-cut",
+        Shape::Split { .. } => "split",
+        Shape::Ring => "ring",
+        Shape::Bridge { .. } => "bridge",
+    }
+}
+
+/// A clock skew's `offset_ms`: given, and between [`crate::clock::MIN_OFFSET_MS`] and
+/// [`crate::clock::MAX_OFFSET_MS`] either way.
+fn clock_offset(offset_ms: Option<i64>) -> Result<i64, String> {
+    use crate::clock::{MAX_OFFSET_MS, MIN_OFFSET_MS};
+    let ms = offset_ms.ok_or("clock-skew needs `offset_ms`: how far the target's clock jumps, e.g. 30000 or -30000")?;
+    if !(MIN_OFFSET_MS.unsigned_abs()..=MAX_OFFSET_MS.unsigned_abs()).contains(&ms.unsigned_abs()) {
+        return Err(format!(
+            "clock-skew offset_ms = {ms}: use {MIN_OFFSET_MS} to {MAX_OFFSET_MS} either way (the node's clock is read \
+             from an HTTP Date header, in whole seconds, so a smaller skew could not be proven)"
+        ));
+    }
+    Ok(ms)
 }
 
 /// Why a selection of scenarios by name was refused.
@@ -788,6 +924,14 @@ mod tests {
             "mixed-schedule",
             "client-cut",
             "rolling-restart",
+            "kill-restart-loop",
+            "split-leader-minority",
+            "split-leader-majority",
+            "majorities-ring",
+            "bridge-5",
+            "clock-skew-leader",
+            "clock-skew-leader-backwards",
+            "disk-full-leader",
         ] {
             assert!(names.contains(&want), "missing {want}: {names:?}");
         }
@@ -805,11 +949,54 @@ mod tests {
         assert!(latency.source.starts_with("<built-in scenarios>:"));
         let cascade = all.iter().find(|s| s.name == "cascading-failure").unwrap();
         assert_eq!(cascade.faults, vec![Fault::Kill(Target::Leader), Fault::Kill(Target::Follower)]);
+        let back = all.iter().find(|s| s.name == "clock-skew-leader-backwards").unwrap();
+        assert_eq!(back.faults, vec![Fault::ClockSkew { target: Target::Leader, offset_ms: -120_000 }]);
+        let full = all.iter().find(|s| s.name == "disk-full-leader").unwrap();
+        assert_eq!(
+            (full.faults.clone(), full.expect.max_unavailability_ms),
+            (vec![Fault::DiskFull(Target::Leader)], Some(10_000.0))
+        );
         assert_eq!(cascade.faults.len(), 2);
     }
 
     fn err(text: &str) -> String {
         parse("my.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn five_node_shapes_parse_and_say_what_cluster_they_need() {
+        let base = "[[scenario]]\nname = \"x\"\ndescription = \"d\"\n";
+        let part =
+            |extra: &str, shape: &str| format!("{base}{extra}[[scenario.faults]]\nkind = \"partition\"\n{shape}");
+        let ok = parse("my.toml", &part("nodes = 5\n", "shape = \"split\"\nside = [\"leader\", \"n4\"]\n")).unwrap();
+        assert_eq!(ok[0].nodes, Some(5));
+        assert_eq!(ok[0].faults, vec![Fault::Partition(Shape::Split { side: vec![Target::Leader, Target::Node(4)] })]);
+        let ring = parse("my.toml", &part("", "shape = \"ring\"\n")).unwrap();
+        assert_eq!((ring[0].nodes, &ring[0].faults[..]), (None, &[Fault::Partition(Shape::Ring)][..]));
+        // Too small a cluster: refused at parse when the file sets `nodes`, at selection otherwise.
+        let e = err(&part("nodes = 3\n", "shape = \"ring\"\n"));
+        assert!(
+            e.contains("a ring partition needs at least 5 nodes and this scenario runs on 3: raise `nodes`"),
+            "{e}"
+        );
+        assert!(check_cluster_size(&ring[0].faults, Some(3), "pass --nodes").unwrap_err().contains("pass --nodes"));
+        assert!(check_cluster_size(&ring[0].faults, Some(5), "pass --nodes").is_ok());
+        let e = err(&part("nodes = 12\n", "shape = \"ring\"\n"));
+        assert!(e.contains("nodes = 12: at most 9 nodes"), "{e}");
+        let e = err(&part("", "shape = \"ring\"\ntarget = \"leader\"\n"));
+        assert!(e.contains("partition shape `ring` takes no nodes; remove `target`"), "{e}");
+        let e = err(&part("", "shape = \"bridge\"\nside = [\"leader\"]\n"));
+        assert!(e.contains("partition shape `bridge` takes `target`; remove `side`"), "{e}");
+        let e = err(&part("", "shape = \"split\"\n"));
+        assert!(e.contains("partition shape `split` needs `side`"), "{e}");
+        let e = err(&part("", "shape = \"split\"\nside = [\"leader\", \"leader\"]\n"));
+        assert!(e.contains("`leader` is named twice"), "{e}");
+        let e = err(&part("", "shape = \"halves\"\n"));
+        assert!(e.contains("use isolate, one-way, between, client-cut, split, ring or bridge"), "{e}");
+        // A split needs a node on the other side.
+        let split3 =
+            Fault::Partition(Shape::Split { side: vec![Target::Leader, Target::Follower, Target::OtherFollower] });
+        assert!(check_cluster_size(&[split3], Some(3), "f").unwrap_err().contains("at least 4 nodes"));
     }
 
     #[test]
@@ -846,6 +1033,35 @@ mod tests {
         assert!(parse("my.toml", &slicer(10, 10)).is_ok());
         let e = err(&format!("{base}[scenario.expect]\nwrites_must_stop = true\n"));
         assert!(e.contains("expect.writes_must_stop is gone") && e.contains("remove the line"), "{e}");
+    }
+
+    #[test]
+    fn clock_skews_and_full_disks_are_read_and_checked() {
+        let base = "[[scenario]]\nname = \"x\"\ndescription = \"d\"\n[[scenario.faults]]\n";
+        let one = |rest: &str| parse("my.toml", &format!("{base}{rest}")).map(|mut s| s.remove(0).faults);
+        assert_eq!(
+            one("kind = \"clock-skew\"\ntarget = \"leader\"\noffset_ms = -30000\n").unwrap(),
+            vec![Fault::ClockSkew { target: Target::Leader, offset_ms: -30_000 }]
+        );
+        assert_eq!(
+            one("kind = \"disk-full\"\ntarget = \"n2\"\nat = 1\n").unwrap(),
+            vec![Fault::DiskFull(Target::Node(2))]
+        );
+        let e = |rest: &str| one(rest).unwrap_err().to_string();
+        let missing = e("kind = \"clock-skew\"\ntarget = \"leader\"\n");
+        assert!(missing.starts_with("my.toml:1:1: scenario `x`: clock-skew needs `offset_ms`"), "{missing}");
+        for bad in ["0", "4999", "-1000", "400000000000"] {
+            let got = e(&format!("kind = \"clock-skew\"\ntarget = \"leader\"\noffset_ms = {bad}\n"));
+            assert!(
+                got.starts_with(&format!("my.toml:1:1: scenario `x`: clock-skew offset_ms = {bad}: use 5000 to")),
+                "{got}"
+            );
+        }
+        let got = e("kind = \"clock-skew\"\ntarget = \"leader\"\noffset_ms = 1.5\n");
+        assert!(got.starts_with("my.toml:4:1:") && got.contains("invalid type: floating point"), "{got}");
+        assert!(e("kind = \"disk-full\"\ntarget = \"leadr\"\n").contains("unknown target `leadr`"));
+        let extra = e("kind = \"disk-full\"\ntarget = \"leader\"\nsize = 10\n");
+        assert!(extra.starts_with("my.toml:4:1:") && extra.contains("unknown field `size`"), "{extra}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The admin HTTP API the harness reads (`src/cluster/admin.rs`): `/admin/status` (the
 //! cluster-level leader this node sees and, per partition, leader, epoch, replicas, ISR, high
-//! watermark and log end as this node knows them) and `/admin/health`.
+//! watermark and log end as this node knows them) and `/admin/health`. Every answer carries a
+//! `Date` header from this node's wall clock, as Chronik's (hyper) does: a clock skew is read
+//! from it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,7 +90,8 @@ async fn conn(mut s: TcpStream, broker: Arc<Broker>, options: AdminOptions) {
     };
     let body = body.to_string();
     let resp = format!(
-        "HTTP/1.1 {code}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {code}\r\ndate: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        httpdate::fmt_http_date(SystemTime::now()),
         body.len()
     );
     let _ = s.write_all(resp.as_bytes()).await;

@@ -42,7 +42,22 @@ pub struct State {
     pub partitions: BTreeMap<PartitionKey, Partition>,
     /// Topics each peer reported in its last sync.
     pub peer_topics: BTreeMap<u64, BTreeSet<String>>,
+    /// For partitions this node does not replicate: the newest leader claim heard in a sync
+    /// (a leader sends one for each partition it leads), with when it was heard.
+    pub claims: BTreeMap<PartitionKey, (LeaderClaim, Instant)>,
 }
+
+/// "I lead this partition in this epoch", sent with every sync.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaderClaim {
+    pub topic: String,
+    pub partition: i32,
+    pub epoch: i32,
+    pub leader: u64,
+}
+
+/// How long a claim names a leader without being heard again (three syncs).
+pub const CLAIM_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// One node's broker.
 pub struct Broker {
@@ -176,6 +191,39 @@ impl Broker {
         Ok(added)
     }
 
+    /// A claim for each partition this node leads, for its syncs.
+    pub fn claims(&self, st: &State) -> Vec<LeaderClaim> {
+        let now = Instant::now();
+        st.partitions
+            .iter()
+            .filter(|(_, p)| p.is_leader())
+            .map(|((topic, partition), p)| LeaderClaim {
+                topic: topic.clone(),
+                partition: *partition,
+                epoch: p.view(now).epoch,
+                leader: self.id(),
+            })
+            .collect()
+    }
+
+    /// Takes in the claims a peer sent: for partitions not replicated here, the newest epoch
+    /// wins (a claim of the same epoch refreshes it).
+    pub fn hear_claims(&self, st: &mut State, claims: Vec<LeaderClaim>) {
+        let now = Instant::now();
+        for c in claims {
+            let key = (c.topic.clone(), c.partition);
+            if st.partitions.contains_key(&key) {
+                continue;
+            }
+            match st.claims.get(&key) {
+                Some((old, _)) if old.epoch > c.epoch => {}
+                _ => {
+                    st.claims.insert(key, (c, now));
+                }
+            }
+        }
+    }
+
     /// One partition as this node names it in Metadata and the admin API. A follower that
     /// neither hears its leader over the WAL link nor reaches it over the Raft link names no
     /// leader rather than one it has lost.
@@ -190,8 +238,16 @@ impl Broker {
                 let isr = if v.isr.is_empty() { leader.into_iter().collect() } else { v.isr };
                 PartitionLook { leader, epoch: v.epoch, replicas, isr }
             }
-            // Not a replica here (replication factor below the node count): the preferred leader.
-            None => PartitionLook { leader: replicas.first().copied(), epoch: -1, isr: replicas.clone(), replicas },
+            // Not a replica here (replication factor below the node count): the leader whose
+            // claim it heard last (over the WAL links' syncs), while that is fresh; before any
+            // claim, the preferred leader.
+            None => match st.claims.get(&(meta.name.clone(), index)) {
+                Some((c, at)) if now.saturating_duration_since(*at) < CLAIM_FRESH_FOR => {
+                    PartitionLook { leader: Some(c.leader), epoch: c.epoch, isr: replicas.clone(), replicas }
+                }
+                Some((c, _)) => PartitionLook { leader: None, epoch: c.epoch, isr: Vec::new(), replicas },
+                None => PartitionLook { leader: replicas.first().copied(), epoch: -1, isr: replicas.clone(), replicas },
+            },
         };
         if self.has(Bug::StaleMetadata) {
             look.leader = look.replicas.first().copied();

@@ -357,6 +357,17 @@ impl Partition {
         }
     }
 
+    /// Stops leading without naming a successor (its log cannot take writes: a full disk):
+    /// the followers stop hearing it and elect another. Kept in memory only, since persisting
+    /// may fail for the same reason; a restart starts as a follower anyway.
+    pub fn resign(&mut self, now: Instant) {
+        if self.is_leader() {
+            self.role = Role::Follower;
+            self.durable.leader = None;
+            self.heard_at = now;
+        }
+    }
+
     /// Takes over as leader of `epoch` (won an election): persists, appends a marker of the
     /// new epoch and starts replicating from its own log end.
     pub fn become_leader(&mut self, epoch: i32) -> io::Result<()> {

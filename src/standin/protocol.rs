@@ -571,7 +571,10 @@ fn append_partition(broker: &Broker, key: PartitionKey, records: Bytes, acks: i1
                     end = e;
                 }
                 Err(e) => {
-                    println!("stand-in node {}: append to {}-{index}: {e}", broker.id(), key.0);
+                    // A leader that cannot write (a full disk) steps down, so that another
+                    // replica takes over; nothing of this request is acknowledged.
+                    println!("stand-in node {}: append to {}-{index}: {e}; stepping down", broker.id(), key.0);
+                    p.resign(Instant::now());
                     return part_error(index, ResponseError::KafkaStorageError);
                 }
             },

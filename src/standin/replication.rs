@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use super::broker::{Broker, TopicMeta};
+use super::broker::{Broker, LeaderClaim, TopicMeta};
 use super::partition::entries_from_wire;
 
 /// An idle leader sends each follower an empty append this often.
@@ -88,14 +88,23 @@ pub struct VoteReply {
 
 #[derive(Debug, Serialize, Deserialize)]
 enum WalRequest {
-    Sync { from: u64, topics: Vec<TopicMeta> },
+    Sync {
+        from: u64,
+        topics: Vec<TopicMeta>,
+        #[serde(default)]
+        claims: Vec<LeaderClaim>,
+    },
     Append(AppendReq),
     Vote(VoteReq),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 enum WalReply {
-    Sync { topics: Vec<TopicMeta> },
+    Sync {
+        topics: Vec<TopicMeta>,
+        #[serde(default)]
+        claims: Vec<LeaderClaim>,
+    },
     Append(AppendReply),
     Vote(VoteReply),
     Error(String),
@@ -153,12 +162,13 @@ fn handle(broker: &Broker, req: WalRequest, blob: Bytes) -> WalReply {
     let now = Instant::now();
     let mut st = broker.lock();
     let reply = match req {
-        WalRequest::Sync { from, topics } => {
+        WalRequest::Sync { from, topics, claims } => {
             st.peer_topics.insert(from, topics.iter().map(|t| t.name.clone()).collect());
             if let Err(e) = broker.add_topics(&mut st, topics) {
                 return WalReply::Error(format!("node {}: cannot add topics: {e}", broker.id()));
             }
-            WalReply::Sync { topics: st.topics.values().cloned().collect() }
+            broker.hear_claims(&mut st, claims);
+            WalReply::Sync { topics: st.topics.values().cloned().collect(), claims: broker.claims(&st) }
         }
         WalRequest::Append(req) => match st.partitions.get_mut(&(req.topic.clone(), req.partition)) {
             None => WalReply::Append(AppendReply::UnknownPartition),
@@ -223,13 +233,18 @@ async fn session(
     loop {
         progress.borrow_and_update();
         if last_sync.is_none_or(|t| t.elapsed() >= SYNC_EVERY) {
-            let topics = broker.lock().topics.values().cloned().collect();
-            if let WalReply::Sync { topics } = call(s, &WalRequest::Sync { from: broker.id(), topics }, &[]).await? {
+            let (topics, claims) = {
+                let st = broker.lock();
+                (st.topics.values().cloned().collect(), broker.claims(&st))
+            };
+            let sync = WalRequest::Sync { from: broker.id(), topics, claims };
+            if let WalReply::Sync { topics, claims } = call(s, &sync, &[]).await? {
                 let mut st = broker.lock();
                 st.peer_topics.insert(peer, topics.iter().map(|t| t.name.clone()).collect());
                 if let Err(e) = broker.add_topics(&mut st, topics) {
                     println!("stand-in node {}: cannot add topics from node {peer}: {e}", broker.id());
                 }
+                broker.hear_claims(&mut st, claims);
             }
             last_sync = Some(Instant::now());
         }

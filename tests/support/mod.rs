@@ -240,9 +240,11 @@ pub fn standin_cluster_spec(
             rust_log: "info".into(),
             stop_grace: Duration::from_secs(2),
             extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            faketime: None,
         },
         run_dir,
         ready_timeout: Duration::from_secs(30),
+        data_dir_limit: None,
     }
 }
 
