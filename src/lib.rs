@@ -15,6 +15,7 @@ pub mod history;
 pub mod liveness;
 pub mod log_end;
 pub mod nemesis;
+pub mod netns;
 pub mod observer;
 pub mod os;
 pub mod partition_reader;
