@@ -149,15 +149,25 @@ pub fn generate(g: &Generator, seed: u64) -> Result<Schedule, String> {
 /// Smaller schedules to try in place of `s`, the largest reduction first: `s` without one of
 /// its steps (when it has more than one), then `s` with one step held half as long (never below
 /// `min_fault_ms`, nor below 1 ms; the step keeps its start). Either way the steps that started
-/// at or after the changed step's old end move earlier by the time saved (its whole hold when
-/// it is dropped), so no empty window is left and the span shrinks too; the gaps between the
-/// faults that remain are kept.
+/// at or after the changed step's old end move earlier by the time saved, so no empty window is
+/// left and the span shrinks too. A dropped step that overlapped no other takes the gap after
+/// it along (the next step starts where it started, after the gap before it); one that
+/// overlapped another saves its hold.
 pub fn shrink_candidates(s: &Schedule, min_fault_ms: u64) -> Vec<Schedule> {
     let floor = min_fault_ms.max(1);
     let mut out = Vec::new();
     if s.steps.len() > 1 {
         for (i, dropped) in s.steps.iter().enumerate() {
-            let saved = dropped.end_ms.saturating_sub(dropped.start_ms);
+            let alone = !s
+                .steps
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && o.start_ms < dropped.end_ms && o.end_ms > dropped.start_ms);
+            let next = s.steps.iter().filter(|o| o.start_ms >= dropped.end_ms).map(|o| o.start_ms).min();
+            let saved = match next {
+                Some(next) if alone => next - dropped.start_ms,
+                _ => dropped.end_ms.saturating_sub(dropped.start_ms),
+            };
             let steps = s
                 .steps
                 .iter()
@@ -645,8 +655,8 @@ mod tests {
             two.clone(),
             1_500,
             &[
-                // The kill's 4 s are saved; the 1 s gap before the isolation is kept.
-                &[("isolate n2", 2_000, 4_000)],
+                // The kill and the gap after it go: the isolation starts where the kill did.
+                &[("isolate n2", 1_000, 3_000)],
                 &[("kill leader", 1_000, 5_000)],
                 &[("kill leader", 1_000, 3_000), ("isolate n2", 4_000, 6_000)],
                 // Half of 2 s is below the 1.5 s floor: held for the floor.
@@ -654,7 +664,20 @@ mod tests {
             ],
         );
         // At the floor already: nothing to shorten.
-        check(two, 4_000, &[&[("isolate n2", 2_000, 4_000)], &[("kill leader", 1_000, 5_000)]]);
+        check(two, 4_000, &[&[("isolate n2", 1_000, 3_000)], &[("kill leader", 1_000, 5_000)]]);
+        // One after another: dropping the middle one pulls the last in to where it started.
+        let pause = Fault::Pause(Target::Follower);
+        let three = Schedule::new(vec![
+            step(kill.clone(), 1_000, 3_000),
+            step(isolate.clone(), 5_000, 7_000),
+            step(pause.clone(), 9_000, 11_000),
+        ]);
+        let dropped: Vec<Vec<(String, u64, u64)>> = shrink_candidates(&three, 2_000).iter().map(windows).collect();
+        assert_eq!(
+            dropped[1],
+            vec![("kill leader".to_string(), 1_000, 3_000), ("pause follower".to_string(), 5_000, 7_000)]
+        );
+        assert_eq!(dropped[0][0], ("isolate n2".to_string(), 1_000, 3_000));
         // One step: never removed. A floor of 0 still keeps 1 ms.
         check(Schedule::new(vec![step(kill.clone(), 0, 1)]), 0, &[]);
         check(Schedule::new(vec![step(kill.clone(), 10, 13)]), 0, &[&[("kill leader", 10, 11)]]);

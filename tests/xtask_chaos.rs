@@ -415,7 +415,8 @@ fn doctor_lines(out: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-const DOCTOR_CHECKS: [&str; 9] = ["cc", "c++", "make", "protoc", "python3", "curl", "sha256sum", "git", "toxiproxy"];
+const DOCTOR_CHECKS: [&str; 12] =
+    ["cc", "c++", "make", "protoc", "python3", "curl", "sha256sum", "ip", "nft", "libfaketime", "git", "toxiproxy"];
 
 #[test]
 fn doctor_prints_one_line_per_check_and_an_exit_code_to_match() {

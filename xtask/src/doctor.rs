@@ -84,6 +84,35 @@ const TOOLS: &[Tool] = &[
         package: "coreutils",
     },
     Tool {
+        name: "ip",
+        probe: &["ip", "-V"],
+        program_env: None,
+        required: false,
+        needed_for: "only for --network netns and the netns_* tests (with tc, as root)",
+        package: "iproute2",
+    },
+    Tool {
+        name: "nft",
+        probe: &["nft", "--version"],
+        program_env: None,
+        required: false,
+        needed_for: "only for --network netns and the netns_* tests (IP-layer faults, as root)",
+        package: "nftables",
+    },
+    Tool {
+        name: "libfaketime",
+        probe: &[
+            "sh",
+            "-c",
+            "for f in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do \
+             [ -f \"$f\" ] && echo \"$f\" && exit 0; done; exit 1",
+        ],
+        program_env: None,
+        required: false,
+        needed_for: "only for the clock-skew scenarios (else N/A; CHRONIK_CHAOS_LIBFAKETIME names another copy)",
+        package: "libfaketime",
+    },
+    Tool {
         name: "git",
         probe: &["git", "--version"],
         program_env: None,
@@ -106,7 +135,7 @@ impl Doctor {
         lines.push((toxiproxy(), true));
         let mut missing_required = Vec::new();
         for (line, required) in &lines {
-            println!("{:<8} {:<10} {}", if line.ok { "ok" } else { "missing" }, line.name, line.text);
+            println!("{:<8} {:<12} {}", if line.ok { "ok" } else { "missing" }, line.name, line.text);
             if !line.ok && *required {
                 missing_required.push(line.name);
             }
