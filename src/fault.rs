@@ -4,10 +4,13 @@
 //! killed or paused nodes. The measured effect is `proof`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use crate::cluster::net::IpRule;
 use crate::cluster::Cluster;
 use crate::history::Effect;
+use crate::netns::{Direction, IpFault};
 use crate::os;
 use crate::scenario::{Fault, LinkSet, Shape, Target};
 use crate::topology::{LinkKind, Plan};
@@ -35,6 +38,14 @@ pub enum Action {
     },
     /// The node's data directory (its tmpfs) filled until ENOSPC.
     DiskFull(u8),
+    /// nftables rule sets in the nodes' namespaces (`--network netns`), installed as step
+    /// `index`: `cut` the directed node pairs they separate (a partition), empty for loss.
+    Ip {
+        index: usize,
+        rules: Vec<IpRule>,
+        cut: Vec<(u8, u8)>,
+        what: String,
+    },
 }
 
 /// Every role the faults need.
@@ -42,7 +53,8 @@ pub fn roles(faults: &[Fault]) -> BTreeSet<Target> {
     let mut out = BTreeSet::new();
     for f in faults {
         match f {
-            Fault::Toxic { .. } | Fault::RollingRestart | Fault::Partition(Shape::Ring) => {}
+            Fault::IpPartition(shape) => out.extend(roles(&[Fault::Partition(shape.clone())])),
+            Fault::Toxic { .. } | Fault::RollingRestart | Fault::Partition(Shape::Ring) | Fault::IpLoss { .. } => {}
             Fault::Partition(Shape::Isolate(t) | Shape::ClientCut(t) | Shape::Bridge { via: t })
             | Fault::Kill(t)
             | Fault::Pause(t)
@@ -135,7 +147,120 @@ pub fn plan_action(fault: &Fault, index: usize, roles: &BTreeMap<Target, u8>, pl
         Fault::RollingRestart => Action::RollingRestart(plan.nodes.iter().map(|n| n.id).collect()),
         Fault::ClockSkew { target, offset_ms } => Action::ClockSkew { node: roles[target], offset_ms: *offset_ms },
         Fault::DiskFull(t) => Action::DiskFull(roles[t]),
+        Fault::IpPartition(shape) => {
+            let cut = cut_pairs(shape, roles, plan);
+            Action::Ip { index, rules: drop_rules(&cut, plan), cut, what: crate::schedule::fault_words(fault) }
+        }
+        Fault::IpLoss { percent } => {
+            let rules = plan
+                .nodes
+                .iter()
+                .map(|n| IpRule {
+                    node: n.id,
+                    fault: IpFault::Loss {
+                        percent: *percent,
+                        peers: plan.nodes.iter().filter(|p| p.id != n.id).flat_map(|p| addresses(plan, p.id)).collect(),
+                        direction: Direction::Both,
+                    },
+                })
+                .collect();
+            Action::Ip { index, rules, cut: Vec::new(), what: crate::schedule::fault_words(fault) }
+        }
     }
+}
+
+/// The directed node pairs `(from, to)` an IP-layer partition separates: one pair for a
+/// one-way partition, both directions of every separated pair otherwise (as the proxy-layer
+/// shapes; a client cut has no IP form and separates nothing here).
+pub fn cut_pairs(shape: &Shape, roles: &BTreeMap<Target, u8>, plan: &Plan) -> Vec<(u8, u8)> {
+    let ids: Vec<u8> = plan.nodes.iter().map(|n| n.id).collect();
+    let separated = match shape {
+        Shape::OneWay { from, to } => return vec![(roles[from], roles[to])],
+        Shape::ClientCut(_) => return Vec::new(),
+        _ => separation(shape, roles, &ids).expect("a symmetric shape"),
+    };
+    let mut out = Vec::new();
+    for &a in &ids {
+        for &b in ids.iter().filter(|b| **b != a) {
+            if separated(a, b) {
+                out.push((a, b));
+            }
+        }
+    }
+    out
+}
+
+/// Which node pairs a symmetric shape separates (both ways), as a predicate over two node ids;
+/// `None` for a one-way partition and a client cut, which separate no pair both ways.
+fn separation(shape: &Shape, roles: &BTreeMap<Target, u8>, ids: &[u8]) -> Option<Box<dyn Fn(u8, u8) -> bool>> {
+    Some(match shape {
+        Shape::OneWay { .. } | Shape::ClientCut(_) => return None,
+        Shape::Isolate(t) => {
+            let n = roles[t];
+            Box::new(move |a, b| a == n || b == n)
+        }
+        Shape::Between { a, b } => {
+            let pair = [roles[a], roles[b]];
+            Box::new(move |x, y| pair == [x, y] || pair == [y, x])
+        }
+        Shape::Split { side } => {
+            let side: BTreeSet<u8> = side.iter().map(|t| roles[t]).collect();
+            Box::new(move |a, b| side.contains(&a) != side.contains(&b))
+        }
+        Shape::Ring => {
+            let reach = ring_reach(ids.len());
+            let ring = ids.to_vec();
+            Box::new(move |a, b| ring_distance(&ring, a, b) > reach)
+        }
+        Shape::Bridge { via } => {
+            let (left, right) = bridge_sides(ids, roles[via]);
+            Box::new(move |a, b| (left.contains(&a) && right.contains(&b)) || (left.contains(&b) && right.contains(&a)))
+        }
+    })
+}
+
+/// Node `id`'s IPv4 addresses in the plan: its own and its front (the proxies leading to it).
+fn addresses(plan: &Plan, id: u8) -> Vec<Ipv4Addr> {
+    let Some(n) = plan.node(id) else { return Vec::new() };
+    let mut out: Vec<Ipv4Addr> = [n.kafka.ip(), n.front]
+        .into_iter()
+        .filter_map(|ip| if let IpAddr::V4(v4) = ip { Some(v4) } else { None })
+        .collect();
+    out.dedup();
+    out
+}
+
+/// The drop rules that cut the directed pairs `(x, y)`: in x's namespace, what x sends to y
+/// (its own connections to y's front, anything to y's address); in y's, what it receives from x
+/// (x's answers on y's connections to x's front). One rule set per node and direction, or one
+/// for both when the peers are the same.
+fn drop_rules(cut: &[(u8, u8)], plan: &Plan) -> Vec<IpRule> {
+    let mut out_peers: BTreeMap<u8, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+    let mut in_peers: BTreeMap<u8, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+    for &(x, y) in cut {
+        out_peers.entry(x).or_default().extend(addresses(plan, y));
+        in_peers.entry(y).or_default().extend(addresses(plan, x));
+    }
+    let nodes: BTreeSet<u8> = out_peers.keys().chain(in_peers.keys()).copied().collect();
+    let mut rules = Vec::new();
+    for node in nodes {
+        let (o, i) = (out_peers.remove(&node).unwrap_or_default(), in_peers.remove(&node).unwrap_or_default());
+        let rule = |peers: BTreeSet<Ipv4Addr>, direction| IpRule {
+            node,
+            fault: IpFault::Drop { peers: peers.into_iter().collect(), direction },
+        };
+        if o == i {
+            rules.push(rule(o, Direction::Both));
+        } else {
+            if !o.is_empty() {
+                rules.push(rule(o, Direction::Outbound));
+            }
+            if !i.is_empty() {
+                rules.push(rule(i, Direction::Inbound));
+            }
+        }
+    }
+    rules
 }
 
 /// The black holes of a partition: on inter-node links (Raft and WAL), both ways, between
@@ -167,27 +292,7 @@ fn partition(shape: &Shape, index: usize, roles: &BTreeMap<Target, u8>, plan: &P
             let n = roles[t];
             return plan.proxies.iter().filter(|p| p.kind == LinkKind::Kafka { to: n }).flat_map(both).collect();
         }
-        Shape::Isolate(t) => {
-            let n = roles[t];
-            Box::new(move |a, b| a == n || b == n)
-        }
-        Shape::Between { a, b } => {
-            let pair = [roles[a], roles[b]];
-            Box::new(move |x, y| pair == [x, y] || pair == [y, x])
-        }
-        Shape::Split { side } => {
-            let side: BTreeSet<u8> = side.iter().map(|t| roles[t]).collect();
-            Box::new(move |a, b| side.contains(&a) != side.contains(&b))
-        }
-        Shape::Ring => {
-            let reach = ring_reach(ids.len());
-            let ring = ids.clone();
-            Box::new(move |a, b| ring_distance(&ring, a, b) > reach)
-        }
-        Shape::Bridge { via } => {
-            let (left, right) = bridge_sides(&ids, roles[via]);
-            Box::new(move |a, b| (left.contains(&a) && right.contains(&b)) || (left.contains(&b) && right.contains(&a)))
-        }
+        _ => separation(shape, roles, &ids).expect("a symmetric shape"),
     };
     links.filter(|(_, s, d)| separated(*s, *d)).flat_map(|(p, _, _)| both(p)).collect()
 }
@@ -227,6 +332,8 @@ pub fn effect_of(action: &Action, plan: &Plan) -> Effect {
             Effect::Degrade { what: format!("clock skew {} on n{node}", crate::clock::words(*offset_ms)) }
         }
         Action::DiskFull(n) => Effect::Degrade { what: format!("disk full on n{n}") },
+        Action::Ip { cut, what, .. } if cut.is_empty() => Effect::Degrade { what: what.clone() },
+        Action::Ip { cut, .. } => Effect::Cut { pairs: cut.clone() },
         Action::Toxics(placements) => {
             if let Some(node) = client_cut(placements, plan) {
                 return Effect::ClientCut { node };
@@ -291,6 +398,9 @@ pub fn describe(action: &Action) -> String {
         Action::Toxics(ps) => {
             ps.iter().map(|p| format!("{} {} {}", p.proxy, p.toxic.stream, p.toxic)).collect::<Vec<_>>().join(", ")
         }
+        Action::Ip { rules, .. } => {
+            rules.iter().map(|r| format!("nft in n{}: {}", r.node, r.fault)).collect::<Vec<_>>().join("; ")
+        }
     }
 }
 
@@ -336,8 +446,23 @@ pub async fn inject(cluster: &mut Cluster, action: &Action) -> Result<Vec<String
         }
         Action::ClockSkew { node, offset_ms } => crate::clock::skew(cluster, *node, *offset_ms).await,
         Action::DiskFull(n) => crate::disk::fill_node(cluster, *n),
+        Action::Ip { index, rules, .. } => {
+            let net = cluster.net.as_mut().ok_or(NEEDS_NETNS)?;
+            net.inject(*index, rules)?;
+            // Read back: every rule's counter exists in the kernel now.
+            let read = net.counters(*index)?;
+            let nodes: BTreeSet<u8> = rules.iter().map(|r| r.node).collect();
+            Ok(vec![format!(
+                "in place: {} nft rule set(s) in the namespaces of {} (each rule's counter read back from the kernel)",
+                read.len(),
+                nodes.iter().map(|n| format!("n{n}")).collect::<Vec<_>>().join(", ")
+            )])
+        }
     }
 }
+
+/// Why an IP-layer fault cannot run on a cluster without namespaces.
+pub const NEEDS_NETNS: &str = "an IP-layer fault needs --network netns (each node in its own network namespace)";
 
 /// Undoes an action; returns evidence lines.
 pub async fn heal(cluster: &mut Cluster, action: &Action) -> Result<Vec<String>, String> {
@@ -362,6 +487,15 @@ pub async fn heal(cluster: &mut Cluster, action: &Action) -> Result<Vec<String>,
         Action::RollingRestart(_) => Ok(Vec::new()),
         Action::ClockSkew { node, .. } => crate::clock::skew(cluster, *node, 0).await,
         Action::DiskFull(n) => crate::disk::free_node(cluster, *n),
+        Action::Ip { index, .. } => {
+            let net = cluster.net.as_mut().ok_or(NEEDS_NETNS)?;
+            let last = net.heal(*index)?;
+            Ok(vec![format!(
+                "removed: {} nft rule set(s); counters at removal: {}",
+                last.len(),
+                crate::proof::ip_counter_words(&last)
+            )])
+        }
     }
 }
 
@@ -549,6 +683,71 @@ mod tests {
         assert_eq!(p.len(), 16);
         assert!(p.iter().all(|(name, _)| name.contains("n2")));
         assert!(!p.iter().any(|(name, _)| name.starts_with("kafka-")), "clients still reach the node");
+    }
+
+    fn netns_plan() -> Plan {
+        use crate::topology::Addressing;
+        Plan::new(TopologySpec { addressing: Addressing::PerNode { prefix: [10, 9, 8] }, ..TopologySpec::default() })
+            .unwrap()
+    }
+
+    fn ip_rules(a: &Action) -> Vec<String> {
+        match a {
+            Action::Ip { rules, .. } => rules.iter().map(|r| format!("n{}: {}", r.node, r.fault)).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_ip_isolation_drops_every_packet_between_the_node_and_its_peers_in_both_namespaces() {
+        let action = plan_action(
+            &Fault::IpPartition(Shape::Isolate(Target::Leader)),
+            3,
+            &roles_of(&[(Target::Leader, 2)]),
+            &netns_plan(),
+        );
+        assert_eq!(
+            ip_rules(&action),
+            [
+                "n1: drop every packet to and from 10.9.8.12, 10.9.8.102",
+                "n2: drop every packet to and from 10.9.8.11, 10.9.8.13, 10.9.8.101, 10.9.8.103",
+                "n3: drop every packet to and from 10.9.8.12, 10.9.8.102",
+            ]
+        );
+        assert_eq!(effect_of(&action, &netns_plan()), Effect::Cut { pairs: vec![(1, 2), (2, 1), (2, 3), (3, 2)] });
+        assert!(matches!(action, Action::Ip { index: 3, .. }));
+    }
+
+    #[test]
+    fn an_ip_one_way_cut_drops_what_the_sender_sends_and_what_the_receiver_receives() {
+        let r = roles_of(&[(Target::Leader, 1), (Target::Follower, 3)]);
+        let action = plan_action(
+            &Fault::IpPartition(Shape::OneWay { from: Target::Leader, to: Target::Follower }),
+            0,
+            &r,
+            &netns_plan(),
+        );
+        assert_eq!(
+            ip_rules(&action),
+            ["n1: drop every packet to 10.9.8.13, 10.9.8.103", "n3: drop every packet from 10.9.8.11, 10.9.8.101"]
+        );
+        assert_eq!(effect_of(&action, &netns_plan()), Effect::Cut { pairs: vec![(1, 3)] });
+    }
+
+    #[test]
+    fn ip_loss_runs_in_every_namespace_and_degrades_without_cutting() {
+        let action = plan_action(&Fault::IpLoss { percent: 10 }, 1, &BTreeMap::new(), &netns_plan());
+        assert_eq!(
+            ip_rules(&action)[0],
+            "n1: drop 10% of packets to and from 10.9.8.12, 10.9.8.102, 10.9.8.13, 10.9.8.103"
+        );
+        assert_eq!(ip_rules(&action).len(), 3);
+        assert_eq!(
+            effect_of(&action, &netns_plan()),
+            Effect::Degrade { what: "packet loss 10% on inter-node links (IP layer)".into() }
+        );
+        assert!(roles(&[Fault::IpLoss { percent: 10 }]).is_empty());
+        assert_eq!(roles(&[Fault::IpPartition(Shape::Isolate(Target::Follower))]), [Target::Follower].into());
     }
 
     #[test]

@@ -50,6 +50,8 @@ struct Live {
     sockets_before: Result<Vec<SockCounters>, String>,
     /// Black-holed client proxies into which a probe request got no answer during the hold.
     probed_silent: BTreeSet<String>,
+    /// An IP-layer fault: the nodes' namespaces after it settled.
+    ip_before: proof::IpSnapshot,
 }
 
 /// What the executor needs from the scenario around it.
@@ -195,6 +197,7 @@ async fn start_steps(
             measured,
             sockets_before: Err(String::new()),
             probed_silent: BTreeSet::new(),
+            ip_before: proof::IpSnapshot::default(),
         });
     }
     let targets: Vec<String> = started
@@ -221,8 +224,14 @@ async fn start_steps(
         .collect();
     let pid_of = |id: u8| cluster.supervisor.node(id).ok().and_then(|n| n.pid());
     out.fidelity.evidence.extend(fault::os_view(&cluster.plan, &placed, &pid_of, &os::connections_of));
+    let ip_before = if started.iter().any(|l| matches!(l.action, Action::Ip { .. })) {
+        ip_snapshot(cluster)
+    } else {
+        proof::IpSnapshot::default()
+    };
     for l in started.iter_mut() {
         l.sockets_before = sockets.clone();
+        l.ip_before = ip_before.clone();
         if l.injected {
             l.probed_silent = probe_client_holes(cluster, &l.action, out).await;
         }
@@ -362,6 +371,19 @@ async fn end_steps(cluster: &mut Cluster, mut done: Vec<Live>, ctx: &Context<'_>
                     l.measured = held && probed_ok;
                 }
             }
+            if let Action::Ip { index, cut, .. } = &l.action {
+                // Read while the rules still hold (before any heal of this round).
+                let m = match cluster.net.as_ref().map(|n| n.counters(*index)) {
+                    Some(Ok(counters)) => {
+                        proof::ip_fault(&cluster.plan, cut, &counters, &l.ip_before, &ip_snapshot(cluster))
+                    }
+                    Some(Err(e)) => proof::Measured { problems: vec![e], ..Default::default() },
+                    None => proof::Measured { problems: vec![fault::NEEDS_NETNS.to_string()], ..Default::default() },
+                };
+                l.measured = m.proven;
+                out.fidelity.evidence.extend(m.evidence);
+                out.fidelity.problems.extend(m.problems);
+            }
             if let Some(m) = proof::node_fault_held(cluster, &l.action).await {
                 l.measured &= m.proven;
                 out.fidelity.evidence.extend(m.evidence);
@@ -399,6 +421,22 @@ async fn end_steps(cluster: &mut Cluster, mut done: Vec<Live>, ctx: &Context<'_>
         out.last_heal_us = Some(ctx.rec.now_us());
     }
     ok
+}
+
+/// What the kernel shows in every node's namespace now: sockets (sock_diag) and TCP
+/// retransmissions. Empty without namespaces.
+fn ip_snapshot(cluster: &Cluster) -> proof::IpSnapshot {
+    let mut snap = proof::IpSnapshot::default();
+    let Some(net) = &cluster.net else { return snap };
+    for n in &cluster.plan.nodes {
+        if let Ok(sockets) = net.sockets(n.id) {
+            snap.sockets.insert(n.id, sockets);
+        }
+        if let Some(r) = net.snmp_counter(n.id, "Tcp", "RetransSegs") {
+            snap.retrans.insert(n.id, r);
+        }
+    }
+    snap
 }
 
 /// A black hole is proven by the kernel's per-socket counters: bytes went into the cut links

@@ -170,10 +170,17 @@ pub fn socket_inodes_of(pid: u32) -> Vec<u64> {
         .collect()
 }
 
-/// The TCP connections (not listeners) `pid` holds.
+/// The TCP connections (not listeners) `pid` holds, read from `/proc/PID/net/tcp{,6}`: the
+/// sockets of `pid`'s own network namespace (a node in its own namespace included).
 pub fn connections_of(pid: u32) -> Vec<TcpSocket> {
     let inodes: std::collections::HashSet<u64> = socket_inodes_of(pid).into_iter().collect();
-    tcp_sockets().into_iter().filter(|s| s.state != TcpState::Listen && inodes.contains(&s.inode)).collect()
+    let mut all = Vec::new();
+    for file in ["tcp", "tcp6"] {
+        if let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{file}")) {
+            all.extend(parse_proc_net_tcp(&text));
+        }
+    }
+    all.into_iter().filter(|s| s.state != TcpState::Listen && inodes.contains(&s.inode)).collect()
 }
 
 /// Who holds `addr`'s port, as far as we can tell.

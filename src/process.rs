@@ -46,6 +46,8 @@ pub struct SpawnOptions {
     pub cwd: Option<PathBuf>,
     /// Variables of our environment the child must not inherit.
     pub env_remove: Vec<String>,
+    /// The network namespace the child joins between fork and exec (`--network netns`).
+    pub netns: Option<crate::netns::NetnsEnter>,
 }
 
 /// A child process we own. Dropping it ends its whole process group.
@@ -89,10 +91,16 @@ impl OwnedProcess {
             .open(log)
             .map_err(|source| ProcessError::Log { path: log.to_path_buf(), source })?;
         let err_file = file.try_clone().map_err(|source| ProcessError::Log { path: log.to_path_buf(), source })?;
+        let netns = options.netns.clone();
         let mut expr =
             duct::cmd(program, args).stdin_null().stdout_file(file).stderr_file(err_file).unchecked().before_spawn(
-                |cmd| {
+                move |cmd| {
                     cmd.process_group(0);
+                    // Joining the namespace needs its descriptor: before the hook below
+                    // closes every inherited one (hooks run in the order they were added).
+                    if let Some(netns) = &netns {
+                        netns.apply(cmd);
+                    }
                     // SAFETY: close_range is async-signal-safe; it only closes descriptors
                     // inherited from us (pipes of whoever ran us, a jobserver), so a
                     // long-lived server holds nothing but its stdio and its log.

@@ -205,6 +205,144 @@ pub async fn node_fault_held(cluster: &crate::cluster::Cluster, action: &Action)
     }
 }
 
+/// What the kernel showed in the nodes' namespaces at one moment of an IP-layer fault: every
+/// TCP socket per node (sock_diag) and each namespace's TCP retransmissions (`RetransSegs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IpSnapshot {
+    pub sockets: BTreeMap<u8, Vec<SockCounters>>,
+    pub retrans: BTreeMap<u8, u64>,
+}
+
+/// The counters of IP rule sets in a few words: `n1 dropped 52 packets (out 40, in 12), ...`;
+/// for loss, of how many considered.
+pub fn ip_counter_words(counters: &[crate::cluster::net::RuleCounters]) -> String {
+    if counters.is_empty() {
+        return "none".to_string();
+    }
+    counters
+        .iter()
+        .map(|r| {
+            let flows: Vec<String> = r
+                .counters
+                .flows
+                .iter()
+                .map(|f| {
+                    let dir = match f.direction {
+                        crate::netns::Direction::Outbound => "out",
+                        crate::netns::Direction::Inbound => "in",
+                        crate::netns::Direction::Both => "both",
+                    };
+                    match &f.seen {
+                        Some(seen) => format!("{dir} {} of {}", f.dropped.packets, seen.packets),
+                        None => format!("{dir} {}", f.dropped.packets),
+                    }
+                })
+                .collect();
+            match r.counters.seen_packets() {
+                Some(seen) => format!(
+                    "n{} dropped {} of {seen} packets ({})",
+                    r.node,
+                    r.counters.dropped_packets(),
+                    flows.join(", ")
+                ),
+                None => format!("n{} dropped {} packets ({})", r.node, r.counters.dropped_packets(), flows.join(", ")),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Judges an IP-layer fault from its nft counters read during the hold and two snapshots of
+/// the namespaces (after the fault settled, at the end of the hold). A partition (`cut` not
+/// empty) is proven when its rules dropped packets and no connection carried a byte across a
+/// cut pair after the settle time (the receiver's `bytes_received` from the sender's
+/// addresses, the sender's `bytes_acked` towards the receiver's); loss when its rules
+/// considered packets and dropped some. TCP retransmissions in the namespaces are evidence.
+pub fn ip_fault(
+    plan: &Plan,
+    cut: &[(u8, u8)],
+    counters: &[crate::cluster::net::RuleCounters],
+    before: &IpSnapshot,
+    after: &IpSnapshot,
+) -> Measured {
+    let mut m = Measured::default();
+    let dropped: u64 = counters.iter().map(|r| r.counters.dropped_packets()).sum();
+    let seen: Option<u64> = counters.iter().map(|r| r.counters.seen_packets()).sum();
+    let words = ip_counter_words(counters);
+    let mut ok = dropped > 0;
+    match seen {
+        Some(seen) => {
+            let share = if seen > 0 { 100.0 * dropped as f64 / seen as f64 } else { 0.0 };
+            m.evidence.push(format!(
+                "IP-layer loss (nft counters read during the hold): {dropped} of {seen} packets dropped ({share:.1}%): {words}"
+            ));
+            if dropped == 0 {
+                m.problems
+                    .push(format!("the loss rules dropped no packet during the hold ({seen} considered): {words}"));
+            }
+        }
+        None => {
+            m.evidence
+                .push(format!("IP-layer drop (nft counters read during the hold): {dropped} packets dropped: {words}"));
+            if dropped == 0 {
+                m.problems.push(format!(
+                    "the drop rules matched no packet during the hold, so nothing was cut that was in use: {words}"
+                ));
+            }
+        }
+    }
+    if !cut.is_empty() {
+        let (mut checked, mut alive) = (0usize, Vec::new());
+        let grew = |node: u8, s: &SockCounters, field: fn(&SockCounters) -> u64| {
+            let was =
+                before.sockets.get(&node).and_then(|v| v.iter().find(|b| b.local == s.local && b.remote == s.remote));
+            field(s).saturating_sub(was.map_or(0, field))
+        };
+        for &(x, y) in cut {
+            let of = |node: u8, addr: SocketAddr| crate::cluster::net::is_address_of(plan, node, addr);
+            for s in after.sockets.get(&y).into_iter().flatten().filter(|s| of(x, s.remote)) {
+                checked += 1;
+                let d = grew(y, s, |s| s.bytes_received);
+                if d > 0 {
+                    alive.push(format!("n{y} {} received {d} B from n{x} ({})", s.local, s.remote));
+                }
+            }
+            for s in after.sockets.get(&x).into_iter().flatten().filter(|s| of(y, s.remote)) {
+                checked += 1;
+                let d = grew(x, s, |s| s.bytes_acked);
+                if d > 0 {
+                    alive.push(format!("n{x} {} got {d} B acknowledged by n{y} ({})", s.local, s.remote));
+                }
+            }
+        }
+        if alive.is_empty() {
+            m.evidence.push(format!(
+                "OS view in the namespaces (sock_diag): {checked} socket(s) between the {} cut node pair(s), none carried a \
+                 byte across the cut after the settle time",
+                cut.len()
+            ));
+        } else {
+            ok = false;
+            m.problems.push(format!("connections still carried bytes across the IP cut: {}", alive.join("; ")));
+        }
+    }
+    let retrans: Vec<String> = after
+        .retrans
+        .iter()
+        .filter_map(|(n, a)| before.retrans.get(n).map(|b| format!("n{n} +{}", a.saturating_sub(*b))))
+        .collect();
+    if !retrans.is_empty() {
+        let total: u64 =
+            after.retrans.iter().filter_map(|(n, a)| before.retrans.get(n).map(|b| a.saturating_sub(*b))).sum();
+        m.evidence.push(format!(
+            "TCP retransmissions in the nodes' namespaces during the hold (RetransSegs of their /proc/net/snmp): {total} ({})",
+            retrans.join(", ")
+        ));
+    }
+    m.proven = ok;
+    m
+}
+
 /// Judges the black holes (`timeout 0`) of one action from two snapshots of the kernel's
 /// socket counters, taken after the fault settled and at the end of the hold. Per faulted
 /// proxy, the proxy's client-facing sockets (local address = the proxy's listen address) say
@@ -422,5 +560,78 @@ mod tests {
         let m = black_holes(&plan, &placements, &before, &before, &probed);
         assert!(m.proven, "{m:?}");
         assert!(m.evidence[0].contains("a probe request sent through raft-n1-to-n2 got no answer"), "{m:?}");
+    }
+
+    fn rules(dropped: u64, seen: Option<u64>) -> Vec<crate::cluster::net::RuleCounters> {
+        use crate::netns::{Counter, Direction, FaultCounters, FaultId, FlowCounters, IpFault};
+        let c = |name: &str, packets| Counter { name: name.into(), packets, bytes: packets * 60 };
+        vec![crate::cluster::net::RuleCounters {
+            node: 2,
+            fault: IpFault::Drop { peers: vec![], direction: Direction::Outbound },
+            counters: FaultCounters {
+                fault: FaultId(1),
+                flows: vec![FlowCounters {
+                    direction: Direction::Outbound,
+                    seen: seen.map(|s| c("f1_out_seen", s)),
+                    dropped: c("f1_out_drop", dropped),
+                }],
+            },
+        }]
+    }
+
+    fn ns_sock(local: &str, remote: &str, received: u64, acked: u64) -> SockCounters {
+        SockCounters {
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            state: 1,
+            inode: 1,
+            bytes_acked: acked,
+            bytes_received: received,
+        }
+    }
+
+    #[test]
+    fn an_ip_cut_is_proven_by_drops_and_no_byte_across_it_after_the_settle_time() {
+        use crate::topology::{Addressing, TopologySpec};
+        let plan = Plan::new(TopologySpec {
+            addressing: Addressing::PerNode { prefix: [10, 1, 1] },
+            ..TopologySpec::default()
+        })
+        .unwrap();
+        // n2 cut from n1 (both ways): n2's connection to n1's front, n1's to n2's front.
+        let snap = |recv: u64, acked: u64| IpSnapshot {
+            sockets: [
+                (2, vec![ns_sock("10.1.1.12:40000", "10.1.1.101:20221", recv, 500)]),
+                (1, vec![ns_sock("10.1.1.11:40001", "10.1.1.102:20312", 0, acked)]),
+            ]
+            .into(),
+            retrans: [(1, 10), (2, 20)].into(),
+        };
+        let cut = [(1, 2), (2, 1)];
+        let m = ip_fault(&plan, &cut, &rules(40, None), &snap(100, 900), &snap(100, 900));
+        assert!(m.proven, "{m:?}");
+        assert!(m.evidence[0].contains("40 packets dropped: n2 dropped 40 packets (out 40)"), "{:?}", m.evidence);
+        assert!(
+            m.evidence[1].contains("4 socket(s) between the 2 cut node pair(s), none carried a byte"),
+            "{:?}",
+            m.evidence
+        );
+        assert!(m.evidence[2].contains("0 (n1 +0, n2 +0)"), "{:?}", m.evidence);
+        // Bytes that crossed after the settle time: not proven, naming the socket.
+        let m = ip_fault(&plan, &cut, &rules(40, None), &snap(100, 900), &snap(160, 900));
+        assert!(!m.proven);
+        assert!(
+            m.problems[0].contains("n2 10.1.1.12:40000 received 60 B from n1 (10.1.1.101:20221)"),
+            "{:?}",
+            m.problems
+        );
+        // No packet dropped: nothing in use was cut.
+        let m = ip_fault(&plan, &cut, &rules(0, None), &snap(100, 900), &snap(100, 900));
+        assert!(!m.proven && m.problems[0].contains("matched no packet"), "{m:?}");
+        // Loss: considered and dropped packets, with the share.
+        let m = ip_fault(&plan, &[], &rules(50, Some(500)), &snap(0, 0), &snap(0, 0));
+        assert!(m.proven && m.evidence[0].contains("50 of 500 packets dropped (10.0%)"), "{m:?}");
+        let m = ip_fault(&plan, &[], &rules(0, Some(500)), &snap(0, 0), &snap(0, 0));
+        assert!(!m.proven && m.problems[0].contains("dropped no packet"), "{m:?}");
     }
 }

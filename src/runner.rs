@@ -45,6 +45,8 @@ pub struct SuiteConfig {
     pub start_attempts: u32,
     /// Extra environment for every node process (e.g. a stand-in broker's bug switches).
     pub node_env: Vec<(String, String)>,
+    /// Loopback only (`proxy`) or each node in its own network namespace (`netns`).
+    pub network: crate::cluster::net::Network,
 }
 
 /// The end of the progress lines that carry live counts (a terminal shows them in place).
@@ -157,6 +159,16 @@ async fn run_inner(
     say: &dyn Fn(&str),
 ) -> Result<(), String> {
     let run_dir = cfg.out_dir.join("nodes").join(&s.name);
+    let needs_netns = s.faults.iter().chain(s.replay.iter().flat_map(|r| r.steps.iter().map(|st| &st.fault)));
+    if matches!(cfg.network, crate::cluster::net::Network::Proxy) && needs_netns.into_iter().any(|f| f.needs_netns()) {
+        r.verdict = Verdict::NotApplicable;
+        r.explanation =
+            vec!["N/A: an IP-layer fault (layer = \"ip\", loss) needs --network netns (each node in its own network \
+             namespace; Linux, root), and this run uses --network proxy, so this scenario cannot run; it says \
+             nothing about the cluster."
+                .to_string()];
+        return Ok(());
+    }
     let (faketime, data_dir_limit) = match node_needs(s, &cfg.out_dir) {
         Ok(needs) => needs,
         Err(why) => {
@@ -167,7 +179,11 @@ async fn run_inner(
         }
     };
     let spec = ClusterSpec {
-        topology: TopologySpec { nodes: s.nodes.unwrap_or(cfg.topology.nodes), ..cfg.topology },
+        topology: TopologySpec {
+            nodes: s.nodes.unwrap_or(cfg.topology.nodes),
+            addressing: cfg.network.addressing(),
+            ..cfg.topology
+        },
         settings: ClusterSettings::default(),
         node: NodeCommand {
             program: cfg.chronik_bin.clone(),
@@ -179,6 +195,7 @@ async fn run_inner(
         run_dir: run_dir.clone(),
         ready_timeout: cfg.ready_timeout,
         data_dir_limit,
+        network: cfg.network.clone(),
     };
     let mut cluster = start_with_retries(&spec, toxiproxy, cfg.start_attempts, r, say).await?;
     r.node_logs = cluster.supervisor.nodes().iter().map(|n| n.files.log.clone()).collect();
@@ -188,6 +205,9 @@ async fn run_inner(
     let teardown = cluster.teardown().await;
     for id in teardown.ignored_sigterm() {
         r.explanation.push(format!("n{id} ignored SIGTERM for 30 s at teardown and was killed."));
+    }
+    for p in &teardown.net_problems {
+        say(&format!("warning: teardown of the network namespaces: {p}"));
     }
     result
 }
@@ -612,7 +632,7 @@ async fn scrape(cluster: &Cluster, names: &[String]) -> BTreeMap<(u8, String), O
         reqwest::Client::builder().timeout(Duration::from_secs(3)).no_proxy().build().expect("plain HTTP client");
     let mut out = BTreeMap::new();
     for n in &cluster.plan.nodes {
-        let text = match http.get(format!("http://127.0.0.1:{}/metrics", n.metrics_port)).send().await {
+        let text = match http.get(format!("http://{}/metrics", n.metrics())).send().await {
             Ok(resp) => resp.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };

@@ -255,7 +255,7 @@ pub fn describe(step: &Step) -> String {
 
 /// A fault in a few words: `kill leader`, `one-way partition leader → n3`, `latency 100 ms on
 /// clients`.
-fn fault_words(f: &Fault) -> String {
+pub fn fault_words(f: &Fault) -> String {
     use crate::scenario::{LinkSet, Shape};
     use crate::toxiproxy::{Stream, ToxicKind};
     match f {
@@ -273,6 +273,8 @@ fn fault_words(f: &Fault) -> String {
         Fault::RollingRestart => "rolling restart".to_string(),
         Fault::ClockSkew { target, offset_ms } => format!("clock skew {target} {}", crate::clock::words(*offset_ms)),
         Fault::DiskFull(t) => format!("disk full {t}"),
+        Fault::IpPartition(shape) => format!("{} (IP layer)", fault_words(&Fault::Partition(shape.clone()))),
+        Fault::IpLoss { percent } => format!("packet loss {percent}% on inter-node links (IP layer)"),
         Fault::Toxic { links, streams, kind, toxicity } => {
             let mut out = match kind {
                 ToxicKind::Latency { latency, jitter: 0 } => format!("latency {latency} ms"),
@@ -335,6 +337,9 @@ enum FaultRecord {
         /// `split`: the targets on one side.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         side: Vec<String>,
+        /// `ip` for an IP-layer partition; absent: Toxiproxy's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layer: Option<String>,
     },
     Kill {
         target: String,
@@ -349,6 +354,11 @@ enum FaultRecord {
     },
     DiskFull {
         target: String,
+    },
+    Loss {
+        links: String,
+        percent: u8,
+        layer: String,
     },
 }
 
@@ -367,7 +377,7 @@ impl Serialize for Fault {
                 attributes: kind.attributes(),
                 toxicity: *toxicity,
             },
-            Fault::Partition(shape) => {
+            Fault::Partition(shape) | Fault::IpPartition(shape) => {
                 let (from, to): (Option<&Target>, Option<&Target>) = match shape {
                     Shape::Isolate(t) | Shape::ClientCut(t) | Shape::Bridge { via: t } => (Some(t), None),
                     Shape::OneWay { from, to } => (Some(from), Some(to)),
@@ -382,6 +392,7 @@ impl Serialize for Fault {
                         Shape::Split { side } => side.iter().map(|t| t.to_string()).collect(),
                         _ => Vec::new(),
                     },
+                    layer: matches!(self, Fault::IpPartition(_)).then(|| "ip".to_string()),
                 }
             }
             Fault::Kill(t) => FaultRecord::Kill { target: t.to_string() },
@@ -391,6 +402,9 @@ impl Serialize for Fault {
                 FaultRecord::ClockSkew { target: target.to_string(), offset_ms: *offset_ms }
             }
             Fault::DiskFull(t) => FaultRecord::DiskFull { target: t.to_string() },
+            Fault::IpLoss { percent } => {
+                FaultRecord::Loss { links: "inter-node".into(), percent: *percent, layer: "ip".into() }
+            }
         };
         record.serialize(s)
     }
@@ -414,11 +428,11 @@ impl<'de> Deserialize<'de> for Fault {
                     .ok_or_else(|| D::Error::custom(format!("unknown toxic type `{type_name}`")))?,
                 toxicity,
             },
-            FaultRecord::Partition { shape, from, to, side } => {
+            FaultRecord::Partition { shape, from, to, side, layer } => {
                 let need = |v: &Option<String>, what: &str| {
                     target(v.as_deref().ok_or_else(|| D::Error::custom(format!("partition `{shape}` needs `{what}`")))?)
                 };
-                Fault::Partition(match shape.as_str() {
+                let shape = match shape.as_str() {
                     "isolate" => Shape::Isolate(need(&from, "from")?),
                     "one-way" => Shape::OneWay { from: need(&from, "from")?, to: need(&to, "to")? },
                     "between" => Shape::Between { a: need(&from, "from")?, b: need(&to, "to")? },
@@ -430,13 +444,24 @@ impl<'de> Deserialize<'de> for Fault {
                     }
                     "split" => return Err(D::Error::custom("partition `split` needs `side`")),
                     other => return Err(D::Error::custom(format!("unknown partition shape `{other}`"))),
-                })
+                };
+                match layer.as_deref() {
+                    None | Some("proxy") => Fault::Partition(shape),
+                    Some("ip") => Fault::IpPartition(shape),
+                    Some(other) => return Err(D::Error::custom(format!("unknown layer `{other}`"))),
+                }
             }
             FaultRecord::Kill { target: t } => Fault::Kill(target(&t)?),
             FaultRecord::Pause { target: t } => Fault::Pause(target(&t)?),
             FaultRecord::RollingRestart {} => Fault::RollingRestart,
             FaultRecord::ClockSkew { target: t, offset_ms } => Fault::ClockSkew { target: target(&t)?, offset_ms },
             FaultRecord::DiskFull { target: t } => Fault::DiskFull(target(&t)?),
+            FaultRecord::Loss { links, percent, layer } => {
+                if links != "inter-node" || layer != "ip" {
+                    return Err(D::Error::custom(format!("loss on `{links}` at layer `{layer}`: only inter-node, ip")));
+                }
+                Fault::IpLoss { percent }
+            }
         })
     }
 }
@@ -462,6 +487,17 @@ mod tests {
         );
         let full: Fault = serde_json::from_str(r#"{"kind":"disk-full","target":"follower"}"#).unwrap();
         assert_eq!(full, Fault::DiskFull(crate::scenario::Target::Follower));
+        // IP-layer faults name their layer; proxy partitions do not (older files read the same).
+        let ip = Fault::IpPartition(crate::scenario::Shape::Isolate(crate::scenario::Target::Leader));
+        let json = serde_json::to_string(&ip).unwrap();
+        assert_eq!(json, r#"{"kind":"partition","shape":"isolate","from":"leader","layer":"ip"}"#);
+        assert_eq!(serde_json::from_str::<Fault>(&json).unwrap(), ip);
+        let loss = Fault::IpLoss { percent: 10 };
+        let json = serde_json::to_string(&loss).unwrap();
+        assert_eq!(json, r#"{"kind":"loss","links":"inter-node","percent":10,"layer":"ip"}"#);
+        assert_eq!(serde_json::from_str::<Fault>(&json).unwrap(), loss);
+        let proxy: Fault = serde_json::from_str(r#"{"kind":"partition","shape":"isolate","from":"n1"}"#).unwrap();
+        assert_eq!(proxy, Fault::Partition(crate::scenario::Shape::Isolate(crate::scenario::Target::Node(1))));
         let kill: Fault = serde_json::from_str(r#"{"kind":"kill","target":"n2"}"#).unwrap();
         assert_eq!(kill, Fault::Kill(crate::scenario::Target::Node(2)));
         let e = serde_json::from_str::<Fault>(r#"{"kind":"partition","shape":"one-way","from":"leader"}"#).unwrap_err();

@@ -6,6 +6,11 @@
 //! - node `i` binds Kafka `B+10i`, WAL `B+10i+1`, Raft `B+10i+2`;
 //! - `kafka-n{i}` (what every client and node is told for node `i`) listens on `B+100+i`;
 //! - `raft-n{i}-to-n{j}` on `B+200+10i+j`, `wal-n{i}-to-n{j}` on `B+300+10i+j`.
+//!
+//! Addresses: everything on one host address ([`Addressing::Shared`], loopback by default), or,
+//! with `--network netns`, each node on its own address `P.(10+i)` in its own namespace and
+//! every proxy leading *to* node `i` on its front address `P.(100+i)` ([`Addressing::PerNode`],
+//! the layout of `crate::netns`); the port numbers are the same either way.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -24,6 +29,29 @@ impl FixedPorts {
     pub const CHRONIK: FixedPorts = FixedPorts { metrics_base: 13000, admin_base: 10000, unified_api_base: 6091 };
 }
 
+/// Where the nodes and proxies of a plan listen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Addressing {
+    /// Nodes and proxies on the spec's `host`; Chronik's fixed ports on loopback.
+    #[default]
+    Shared,
+    /// Node `i` (its listeners and fixed ports) on `P.(10+i)`, the proxies leading to it on its
+    /// front address `P.(100+i)`, with `P` = these three octets (a `crate::netns` subnet).
+    PerNode { prefix: [u8; 3] },
+}
+
+impl Addressing {
+    /// Node `id`'s own address and the address the proxies leading to it listen on.
+    fn of(self, host: IpAddr, id: u8) -> (IpAddr, IpAddr) {
+        match self {
+            Addressing::Shared => (host, host),
+            Addressing::PerNode { prefix: [a, b, c] } => {
+                (IpAddr::V4(Ipv4Addr::new(a, b, c, 10 + id)), IpAddr::V4(Ipv4Addr::new(a, b, c, 100 + id)))
+            }
+        }
+    }
+}
+
 /// What to plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopologySpec {
@@ -31,6 +59,7 @@ pub struct TopologySpec {
     pub host: IpAddr,
     pub base_port: u16,
     pub fixed: FixedPorts,
+    pub addressing: Addressing,
 }
 
 impl Default for TopologySpec {
@@ -40,6 +69,7 @@ impl Default for TopologySpec {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             base_port: DEFAULT_BASE_PORT,
             fixed: FixedPorts::CHRONIK,
+            addressing: Addressing::Shared,
         }
     }
 }
@@ -116,6 +146,23 @@ pub struct NodePlan {
     pub metrics_port: u16,
     pub admin_port: u16,
     pub unified_api_port: u16,
+    /// Where the harness reaches the fixed ports (admin API, metrics): loopback, or the
+    /// node's own address in its namespace.
+    pub fixed_host: IpAddr,
+    /// Where every proxy leading to this node listens (its front address in netns mode).
+    pub front: IpAddr,
+}
+
+impl NodePlan {
+    /// The admin API's address.
+    pub fn admin(&self) -> SocketAddr {
+        SocketAddr::new(self.fixed_host, self.admin_port)
+    }
+
+    /// The metrics endpoint's address.
+    pub fn metrics(&self) -> SocketAddr {
+        SocketAddr::new(self.fixed_host, self.metrics_port)
+    }
 }
 
 /// The whole plan.
@@ -148,21 +195,27 @@ impl Plan {
             return Err(PlanError::BasePortTooHigh { base: spec.base_port, max });
         }
         let b = spec.base_port;
-        let at = |port: u16| SocketAddr::new(spec.host, port);
         let ids: Vec<u8> = (1..=spec.nodes).collect();
         let nodes: Vec<NodePlan> = ids
             .iter()
             .map(|&i| {
                 let i16 = i as u16;
+                let (own, front) = spec.addressing.of(spec.host, i);
+                let fixed_host = match spec.addressing {
+                    Addressing::Shared => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    Addressing::PerNode { .. } => own,
+                };
                 NodePlan {
                     id: i,
-                    kafka: at(b + 10 * i16),
-                    wal: at(b + 10 * i16 + 1),
-                    raft: at(b + 10 * i16 + 2),
-                    advertised_kafka: at(b + 100 + i16),
+                    kafka: SocketAddr::new(own, b + 10 * i16),
+                    wal: SocketAddr::new(own, b + 10 * i16 + 1),
+                    raft: SocketAddr::new(own, b + 10 * i16 + 2),
+                    advertised_kafka: SocketAddr::new(front, b + 100 + i16),
                     metrics_port: spec.fixed.metrics_base + i16,
                     admin_port: spec.fixed.admin_base + i16,
                     unified_api_port: spec.fixed.unified_api_base + i16,
+                    fixed_host,
+                    front,
                 }
             })
             .collect();
@@ -186,7 +239,7 @@ impl Plan {
                     proxies.push(ProxyPlan {
                         name: format!("{prefix}-n{from}-to-n{}", to.id),
                         kind,
-                        listen: at(b + offset + 10 * from as u16 + to.id as u16),
+                        listen: SocketAddr::new(to.front, b + offset + 10 * from as u16 + to.id as u16),
                         upstream: if prefix == "raft" { to.raft } else { to.wal },
                     });
                 }
@@ -333,6 +386,30 @@ mod tests {
         check(TopologySpec { base_port: 80, ..d }, "below 1024");
         // Base 9950 puts node 5's WAL (9950+51) on node 1's fixed admin port 10001.
         check(TopologySpec { nodes: 5, base_port: 9950, ..d }, "port 10001 is planned for both");
+    }
+
+    #[test]
+    fn per_node_addressing_puts_nodes_on_their_own_address_and_proxies_on_the_target_front() {
+        let spec = TopologySpec { addressing: Addressing::PerNode { prefix: [10, 200, 7] }, ..TopologySpec::default() };
+        let p = Plan::new(spec).unwrap();
+        let n2 = p.node(2).unwrap();
+        assert_eq!(n2.kafka.to_string(), "10.200.7.12:20020");
+        assert_eq!(n2.raft.to_string(), "10.200.7.12:20022");
+        assert_eq!(n2.advertised_kafka.to_string(), "10.200.7.102:20102");
+        assert_eq!(
+            (n2.admin().to_string(), n2.metrics().to_string()),
+            ("10.200.7.12:10002".into(), "10.200.7.12:13002".into())
+        );
+        // Every proxy leading to node 2 (its Kafka proxy, Raft and WAL links from 1 and 3)
+        // listens on node 2's front address; the port numbers are as on loopback.
+        for x in &p.proxies {
+            assert_eq!(x.listen.ip(), p.node(x.kind.target()).unwrap().front, "{}", x.name);
+        }
+        assert_eq!(p.link(1, 2, true).unwrap().listen.to_string(), "10.200.7.102:20212");
+        assert_eq!(p.link(1, 2, true).unwrap().upstream, n2.raft);
+        // On loopback the fixed ports stay on 127.0.0.1.
+        let shared = plan(3);
+        assert_eq!(shared.node(1).unwrap().admin().to_string(), "127.0.0.1:10001");
     }
 
     #[test]

@@ -47,6 +47,7 @@ async fn live_chronik_three_nodes_ready_wired_through_proxies_and_torn_down() {
         run_dir: dir.path().join("cluster"),
         ready_timeout: Duration::from_secs(45),
         data_dir_limit: None,
+        network: Default::default(),
     };
     // Chronik's start-up sometimes hangs (docs/findings.md #1): that is reported and retried,
     // as the suite does, so this test checks the wiring rather than that bug.
@@ -113,6 +114,7 @@ async fn live_chronik_baseline_scenario_runs_end_to_end() {
         ready_timeout: Duration::from_secs(45),
         start_attempts: 3,
         node_env: Vec::new(),
+        network: Default::default(),
     };
     let baseline = chronik_chaos::scenario::select(&chronik_chaos::scenario::builtin(), &["baseline".into()]).unwrap();
     let r = runner::run_scenario(&cfg, &toxi.client(), &baseline[0], 0, &|line| eprintln!("{line}")).await;

@@ -6,7 +6,8 @@
 //!
 //! Bugs the suite does not catch yet are listed in `GAPS` with the reason, not hidden.
 
-use std::path::PathBuf;
+mod support;
+
 use std::time::Duration;
 
 use chronik_chaos::runner::{self, SuiteConfig};
@@ -14,8 +15,6 @@ use chronik_chaos::scenario::{self, Scenario};
 use chronik_chaos::topology::{FixedPorts, TopologySpec};
 use chronik_chaos::toxiproxy::server::EmbeddedServer;
 use chronik_chaos::verdict::Verdict;
-
-const STAND_IN: &str = env!("CARGO_BIN_EXE_chronik-stand-in-node");
 
 /// One cluster at a time: the cases share port ranges and the machine's two cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -46,22 +45,14 @@ async fn run_scenario(bugs: &str, s: Scenario) -> (Verdict, Vec<String>) {
     let toxiproxy = EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let base = 26000;
+    let topology = TopologySpec {
+        base_port: base,
+        fixed: FixedPorts { admin_base: base + 400, metrics_base: base + 420, unified_api_base: base + 440 },
+        ..TopologySpec::default()
+    };
     let cfg = SuiteConfig {
-        chronik_bin: PathBuf::from(STAND_IN),
-        topology: TopologySpec {
-            base_port: base,
-            fixed: FixedPorts { admin_base: base + 400, metrics_base: base + 420, unified_api_base: base + 440 },
-            ..TopologySpec::default()
-        },
-        node_log: "info".into(),
-        out_dir: dir.path().to_path_buf(),
-        seed: 3,
-        client_extra: Vec::new(),
-        watch_metrics: Vec::new(),
-        must_move: Vec::new(),
-        ready_timeout: Duration::from_secs(20),
-        start_attempts: 1,
         node_env: if bugs.is_empty() { Vec::new() } else { vec![("STAND_IN_BUG".into(), bugs.into())] },
+        ..support::standin_suite(topology, dir.path().to_path_buf(), 3)
     };
     let r = runner::run_scenario(&cfg, &toxiproxy.client(), &s, 0, &|line| eprintln!("{line}")).await;
     (r.verdict, r.explanation)

@@ -15,12 +15,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chronik_chaos::results::ScenarioResult;
-use chronik_chaos::runner::{self, SuiteConfig};
+use chronik_chaos::runner;
 use chronik_chaos::scenario::{self, Scenario};
 use chronik_chaos::toxiproxy::server::EmbeddedServer;
 use chronik_chaos::verdict::Verdict;
-
-const STAND_IN: &str = env!("CARGO_BIN_EXE_chronik-stand-in-node");
 
 /// One scenario at a time: they share the machine's cores, and one sets an environment variable.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -37,19 +35,7 @@ fn builtin(name: &str) -> Scenario {
 
 async fn run(s: &Scenario, out_dir: PathBuf) -> ScenarioResult {
     let toxiproxy = EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let cfg = SuiteConfig {
-        chronik_bin: PathBuf::from(STAND_IN),
-        topology: support::standin_topology(support::free_standin_base(22000)),
-        node_log: "info".into(),
-        out_dir,
-        seed: 5,
-        client_extra: Vec::new(),
-        watch_metrics: Vec::new(),
-        must_move: Vec::new(),
-        ready_timeout: Duration::from_secs(20),
-        start_attempts: 1,
-        node_env: Vec::new(),
-    };
+    let cfg = support::standin_suite(support::standin_topology(support::free_standin_base(22000)), out_dir, 5);
     runner::run_scenario(&cfg, &toxiproxy.client(), s, 0, &|line| eprintln!("{line}")).await
 }
 

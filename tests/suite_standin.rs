@@ -6,19 +6,15 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use chronik_chaos::cluster::preflight_ports;
 use chronik_chaos::os;
-use chronik_chaos::runner::{self, SuiteConfig, SuiteEnd};
+use chronik_chaos::runner::{self, SuiteEnd};
 use chronik_chaos::scenario;
 use chronik_chaos::topology::Plan;
 use chronik_chaos::toxiproxy::server::EmbeddedServer;
 use chronik_chaos::verdict::Verdict;
-
-const STAND_IN: &str = env!("CARGO_BIN_EXE_chronik-stand-in-node");
 
 /// The first scenario targets n5 of a three-node cluster: the file parses (n1..n9 are valid
 /// targets), and the run fails only at injection, after the cluster, its proxies, the topic
@@ -96,19 +92,8 @@ async fn a_scenario_that_errors_after_its_proxies_exist_leaves_nothing_and_the_n
 
     let toxiproxy = EmbeddedServer::start("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let client = toxiproxy.client();
-    let cfg = SuiteConfig {
-        chronik_bin: PathBuf::from(STAND_IN),
-        topology: support::standin_topology(support::free_standin_base(21000)),
-        node_log: "info".into(),
-        out_dir: dir.path().join("out"),
-        seed: 5,
-        client_extra: Vec::new(),
-        watch_metrics: Vec::new(),
-        must_move: Vec::new(),
-        ready_timeout: Duration::from_secs(20),
-        start_attempts: 1,
-        node_env: Vec::new(),
-    };
+    let topology = support::standin_topology(support::free_standin_base(21000));
+    let cfg = support::standin_suite(topology, dir.path().join("out"), 5);
     let plan = Plan::new(cfg.topology).unwrap();
     let lines = Mutex::new(Vec::<String>::new());
     let progress = |line: &str| {

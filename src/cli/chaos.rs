@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::{InvokedAs, EXIT_OK, EXIT_SCENARIO_FAILURES};
+use crate::cluster::net::Network;
 use crate::github::comment::{CommentConfig, Mode};
 use crate::github::{ContextInputs, GithubContext};
 use crate::report::escape::workflow_data;
@@ -114,8 +115,21 @@ pub struct ChaosArgs {
     /// change of the exit code.
     #[arg(long, value_enum, default_value_t = CommentChoice::Auto)]
     pub comment: CommentChoice,
+    /// Where the nodes run: proxy (every node on loopback; faults through Toxiproxy only) or
+    /// netns (Linux, root: each node in its own network namespace with its own address; nodes
+    /// still dial each other through the Toxiproxy link proxies, so every scenario runs
+    /// unchanged, and the IP-layer faults (`layer = "ip"`, `loss`) work). Without netns the
+    /// default selection leaves the IP-layer scenarios out; named ones are N/A.
+    #[arg(long, value_enum, default_value_t = NetworkMode::Proxy)]
+    pub network: NetworkMode,
     #[command(flatten)]
     pub report: super::report::ReportFlags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkMode {
+    Proxy,
+    Netns,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -217,6 +231,21 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             })?,
         ),
     };
+    // Without namespaces the IP-layer scenarios cannot run: the default selection leaves them
+    // out (so a default run's results do not change); named ones run as N/A.
+    let selected = if args.network == NetworkMode::Proxy && args.scenarios.is_empty() && args.replay.is_none() {
+        let (ip, rest): (Vec<Scenario>, Vec<Scenario>) =
+            selected.into_iter().partition(|s| s.faults.iter().any(|f| f.needs_netns()));
+        if !ip.is_empty() && !args.list {
+            progress(&format!(
+                "left out (they need --network netns): {}",
+                ip.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        rest
+    } else {
+        selected
+    };
     let selected = match args.soak {
         Some(d) => selected.iter().map(|s| soaked(s, d)).collect::<anyhow::Result<Vec<_>>>()?,
         None => selected,
@@ -249,7 +278,12 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         host: IpAddr::from([127, 0, 0, 1]),
         base_port: args.base_port,
         fixed: FixedPorts::CHRONIK,
+        addressing: Default::default(),
     };
+    // Before anything starts (the dry run checks it too).
+    if args.network == NetworkMode::Netns {
+        crate::netns::check_privileges().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     if args.dry_run {
         let out = std::path::absolute(&args.out).unwrap_or(args.out.clone());
         check_writable(&out)?;
@@ -257,7 +291,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         if let Some(b) = &args.report.baseline {
             Results::read(b).map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
         }
-        check_ports(topology, args.toxiproxy_listen, via)?;
+        check_ports(topology, args.network, args.toxiproxy_listen, via)?;
         println!(
             "would run {} scenario(s){shard_note}: {}",
             chosen.len(),
@@ -269,10 +303,17 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             }
             launcher::ServerChoice::Embedded => println!("toxiproxy: the embedded server (no toxiproxy-server found)"),
         }
-        println!(
-            "ports: free (toxiproxy API {}, nodes and proxies from {}, Chronik's fixed ports)",
-            args.toxiproxy_listen, args.base_port
-        );
+        match args.network {
+            NetworkMode::Proxy => println!(
+                "ports: free (toxiproxy API {}, nodes and proxies from {}, Chronik's fixed ports)",
+                args.toxiproxy_listen, args.base_port
+            ),
+            NetworkMode::Netns => println!(
+                "ports: toxiproxy API {} free; network: netns (privileges and tools present; nodes and their fixed \
+                 ports in their own namespaces, proxies on their front addresses, checked per cluster)",
+                args.toxiproxy_listen
+            ),
+        }
         println!("output: {}", out.display());
         return Ok(ExitCode::from(EXIT_OK));
     }
@@ -285,7 +326,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         sharding.out_dir = Some(out.clone());
     }
     check_writable(&out)?;
-    check_ports(topology, args.toxiproxy_listen, via)?;
+    check_ports(topology, args.network, args.toxiproxy_listen, via)?;
     let seed = args.seed.or(replay_seed).unwrap_or_else(|| fastrand::u64(..) % 1_000_000);
     progress(&format!(
         "seed {seed} (repeat with --seed {seed}); {} scenario(s){shard_note}; output in {}",
@@ -293,6 +334,27 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         out.display()
     ));
 
+    // One fabric (bridge, subnet, state file) for the whole run, after the leftovers of killed
+    // runs are swept; dropped (removed) whatever way this function ends.
+    let network = match args.network {
+        NetworkMode::Proxy => Network::Proxy,
+        NetworkMode::Netns => {
+            let swept =
+                crate::netns::sweep(crate::netns::PRODUCT_PREFIX).context("sweeping leftovers of killed runs")?;
+            if !swept.is_empty() {
+                progress(&swept.to_string());
+            }
+            let fabric = crate::netns::Fabric::create().context("creating the run's network (bridge and subnet)")?;
+            progress(&format!(
+                "network: netns, run {} on {} (bridge {}, host address {})",
+                fabric.run(),
+                fabric.subnet(),
+                fabric.bridge(),
+                fabric.host_addr()
+            ));
+            Network::Netns(std::sync::Arc::new(fabric))
+        }
+    };
     let launch_config = LaunchConfig {
         listen: args.toxiproxy_listen,
         choice: launcher::locate(args.toxiproxy_bin.as_deref())?,
@@ -320,6 +382,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         ready_timeout: Duration::from_secs(args.ready_timeout),
         start_attempts: args.start_attempts,
         node_env: Vec::new(),
+        network,
     };
     let started_at = now();
     let client = launched.client();
@@ -534,8 +597,25 @@ const SHRINK_FLOOR_MS: u64 = 2_000;
 
 /// Every port the run will bind must be free now: the Toxiproxy API, every node listener and
 /// proxy of the plan, and Chronik's fixed ports; otherwise who holds each and which flag moves it.
-fn check_ports(topology: TopologySpec, toxiproxy_listen: SocketAddr, via: InvokedAs) -> anyhow::Result<()> {
+/// With `--network netns` only the Toxiproxy API binds here now: the nodes' ports are in their
+/// own namespaces and the proxies' front addresses exist once the run's network does (each
+/// cluster checks them when it starts).
+fn check_ports(
+    topology: TopologySpec,
+    network: NetworkMode,
+    toxiproxy_listen: SocketAddr,
+    via: InvokedAs,
+) -> anyhow::Result<()> {
     let plan = Plan::new(topology).map_err(|e| anyhow::anyhow!("--base-port {}: {e}", topology.base_port))?;
+    if network == NetworkMode::Netns {
+        if let Some(holder) = crate::os::port_holder(toxiproxy_listen) {
+            bail!(
+                "port {} (the Toxiproxy API) is taken, {holder}; choose another --toxiproxy-listen",
+                toxiproxy_listen
+            );
+        }
+        return Ok(());
+    }
     crate::cluster::preflight_ports(&plan, Some(toxiproxy_listen))
         .map_err(|e| anyhow::anyhow!(super::ports_taken_message(&e, via, "chaos", "the run cannot start")))
 }

@@ -127,6 +127,7 @@ async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             host: IpAddr::from([127, 0, 0, 1]),
             base_port: args.base_port,
             fixed: FixedPorts::CHRONIK,
+            addressing: Default::default(),
         },
         settings: ClusterSettings::default(),
         node: NodeCommand {
@@ -139,6 +140,7 @@ async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         run_dir,
         ready_timeout: Duration::from_secs(args.ready_timeout),
         data_dir_limit: None,
+        network: Default::default(),
     };
     let toxiproxy = match &args.toxiproxy_api {
         Some(api) => ToxiproxySource::Existing(Client::new(api)),
@@ -208,7 +210,7 @@ async fn status(state: StateArgs) -> anyhow::Result<ExitCode> {
     let mut partitions = Vec::new();
     for m in &s.members {
         let view = if m.alive() {
-            match AdminClient::new(m.admin_port).status().await {
+            match AdminClient::new(std::net::SocketAddr::from(([127, 0, 0, 1], m.admin_port))).status().await {
                 Ok(st) => {
                     if partitions.is_empty() {
                         partitions = st.partitions.clone();

@@ -48,8 +48,9 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// `port` on loopback; the key is sent as `X-API-Key` when `CHRONIK_ADMIN_API_KEY` is set.
-    pub fn new(port: u16) -> AdminClient {
+    /// The admin API at `addr` (loopback, or the node's own address in netns mode); the key is
+    /// sent as `X-API-Key` when `CHRONIK_ADMIN_API_KEY` is set.
+    pub fn new(addr: std::net::SocketAddr) -> AdminClient {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .connect_timeout(Duration::from_secs(1))
@@ -58,7 +59,7 @@ impl AdminClient {
             .expect("a plain-HTTP reqwest client always builds");
         AdminClient {
             http,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("http://{addr}"),
             api_key: std::env::var("CHRONIK_ADMIN_API_KEY").ok().filter(|k| !k.is_empty()),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod net;
 pub mod state;
 pub mod supervisor;
 pub mod wiring;
@@ -16,12 +17,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use self::config::ClusterSettings;
+use self::net::{ClusterNet, Network};
 use self::supervisor::{NodeCommand, Supervisor};
 use self::wiring::WiringReport;
 use crate::disk::DataMounts;
 use crate::os;
 use crate::process::Termination;
-use crate::topology::{Plan, TopologySpec};
+use crate::topology::{Addressing, Plan, TopologySpec};
 use crate::toxiproxy::launcher::{self, LaunchConfig, Launched};
 use crate::toxiproxy::{Client, NewProxy};
 
@@ -37,6 +39,9 @@ pub struct ClusterSpec {
     /// Each node's data directory on a tmpfs of this many bytes (`crate::disk`), when a
     /// scenario fills a disk; `None`: a plain directory.
     pub data_dir_limit: Option<u64>,
+    /// Loopback only, or each node in its own network namespace (`--network netns`); the
+    /// topology's addressing must match (see [`Network::addressing`]).
+    pub network: Network,
 }
 
 /// Which Toxiproxy server the cluster's proxies live on.
@@ -55,6 +60,8 @@ pub struct Cluster {
     /// Declared before `toxiproxy_server` and `data_mounts`: on drop, nodes stop before their
     /// proxies and their data directories go.
     pub supervisor: Supervisor,
+    /// The nodes' network namespaces (`--network netns`), removed after the nodes stop.
+    pub net: Option<ClusterNet>,
     /// The nodes' size-limited data directories, unmounted when the cluster goes.
     pub data_mounts: Option<DataMounts>,
     toxiproxy_server: Option<Launched>,
@@ -67,6 +74,8 @@ pub struct Cluster {
 pub struct Teardown {
     pub nodes: Vec<(u8, Termination)>,
     pub toxiproxy: Option<Termination>,
+    /// What the namespaces' teardown could not remove.
+    pub net_problems: Vec<String>,
 }
 
 impl Teardown {
@@ -85,6 +94,19 @@ impl Cluster {
         progress: &dyn Fn(&str),
     ) -> anyhow::Result<Cluster> {
         let plan = Plan::new(spec.topology)?;
+        if plan.spec.addressing != spec.network.addressing() {
+            bail!("the topology's addressing does not match the {} network", spec.network.name());
+        }
+        // The namespaces first: the proxies listen on their front addresses, which exist from here
+        // on (dropped with `net` if anything below fails).
+        let net = match &spec.network {
+            Network::Proxy => None,
+            Network::Netns(fabric) => {
+                let net = ClusterNet::create(fabric, &plan).map_err(|e| anyhow::anyhow!("network namespaces: {e}"))?;
+                progress(&format!("network namespaces of run {}: {}", fabric.run(), net.describe()));
+                Some(net)
+            }
+        };
         preflight_ports(
             &plan,
             match &toxiproxy {
@@ -107,12 +129,17 @@ impl Cluster {
         };
         create_proxies(&client, &plan).await?;
         progress(&format!("{} proxies created and read back", plan.proxies.len()));
-        match start_nodes(spec, &plan, progress).await {
+        let enters = match &net {
+            Some(n) => n.enters().map_err(|e| anyhow::anyhow!("network namespaces: {e}"))?,
+            None => Default::default(),
+        };
+        match start_nodes(spec, &plan, enters, progress).await {
             Ok((supervisor, data_mounts, leader)) => Ok(Cluster {
                 plan,
                 run_dir: spec.run_dir.clone(),
                 toxiproxy: client,
                 supervisor,
+                net,
                 data_mounts,
                 toxiproxy_server,
                 leader,
@@ -176,13 +203,16 @@ impl Cluster {
                 None
             }
         };
-        Teardown { nodes, toxiproxy }
+        // The nodes are gone and the proxies on the front addresses too.
+        let net_problems = self.net.take().map(ClusterNet::teardown).unwrap_or_default();
+        Teardown { nodes, toxiproxy, net_problems }
     }
 
     /// Leaves everything running and returns what `cluster stop` needs to end it.
     pub fn detach(self) -> state::ClusterState {
         // Only scenarios mount data directories, and a scenario's cluster is never detached.
-        let Cluster { plan, run_dir, toxiproxy, supervisor, data_mounts: _, toxiproxy_server, leader } = self;
+        // `cluster start` runs on loopback only (`net` is `None`): namespaces need an owner.
+        let Cluster { plan, run_dir, toxiproxy, supervisor, net: _, data_mounts: _, toxiproxy_server, leader } = self;
         let node_files: Vec<_> = supervisor.nodes().iter().map(|n| n.files.clone()).collect();
         let pids = supervisor.detach();
         state::ClusterState::new(
@@ -202,6 +232,7 @@ impl Cluster {
 async fn start_nodes(
     spec: &ClusterSpec,
     plan: &Plan,
+    netns: std::collections::BTreeMap<u8, crate::netns::NetnsEnter>,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<(Supervisor, Option<DataMounts>, u8)> {
     prepare_run_dir(&spec.run_dir, plan)?;
@@ -217,7 +248,7 @@ async fn start_nodes(
         }
         None => None,
     };
-    let mut supervisor = Supervisor::new(&plan.nodes, files, spec.node.clone());
+    let mut supervisor = Supervisor::new(&plan.nodes, files, spec.node.clone()).with_netns(netns);
     supervisor.start_all()?;
     let pids: Vec<String> =
         supervisor.nodes().iter().map(|n| format!("n{}={}", n.id(), n.pid().unwrap_or(0))).collect();
@@ -295,14 +326,21 @@ impl std::error::Error for PortsTaken {}
 /// Every port the plan (and the Toxiproxy API) needs must be free; otherwise one error
 /// naming each taken port, what the plan wanted it for, and who holds it.
 pub fn preflight_ports(plan: &Plan, toxiproxy_api: Option<SocketAddr>) -> Result<(), PortsTaken> {
-    let mut wanted: Vec<(SocketAddr, String, PortRole)> = plan
-        .ports()
-        .into_iter()
-        .map(|(port, who)| {
-            let role = if who.contains("fixed by Chronik") { PortRole::Fixed } else { PortRole::Plan };
-            (SocketAddr::new(plan.spec.host, port), who, role)
-        })
-        .collect();
+    let mut wanted: Vec<(SocketAddr, String, PortRole)> = match plan.spec.addressing {
+        Addressing::Shared => plan
+            .ports()
+            .into_iter()
+            .map(|(port, who)| {
+                let role = if who.contains("fixed by Chronik") { PortRole::Fixed } else { PortRole::Plan };
+                (SocketAddr::new(plan.spec.host, port), who, role)
+            })
+            .collect(),
+        // Node listeners and fixed ports are in the nodes' fresh namespaces; only the proxies
+        // bind in ours (on front addresses, which a listener on 0.0.0.0 would shadow).
+        Addressing::PerNode { .. } => {
+            plan.proxies.iter().map(|p| (p.listen, format!("proxy {}", p.name), PortRole::Plan)).collect()
+        }
+    };
     if let Some(api) = toxiproxy_api {
         wanted.push((api, "the Toxiproxy API".to_string(), PortRole::ToxiproxyApi));
     }

@@ -154,6 +154,8 @@ pub struct Node {
     process: Option<OwnedProcess>,
     state: NodeState,
     admin: AdminClient,
+    /// The network namespace the node runs in (`--network netns`).
+    netns: Option<crate::netns::NetnsEnter>,
 }
 
 impl Node {
@@ -171,6 +173,11 @@ impl Node {
 
     pub fn admin(&self) -> &AdminClient {
         &self.admin
+    }
+
+    /// The network namespace the node runs in, if it has its own.
+    pub fn netns(&self) -> Option<&crate::netns::NetnsEnter> {
+        self.netns.as_ref()
     }
 }
 
@@ -197,7 +204,8 @@ impl Supervisor {
             .cloned()
             .zip(files)
             .map(|(plan, files)| Node {
-                admin: AdminClient::new(plan.admin_port),
+                admin: AdminClient::new(plan.admin()),
+                netns: None,
                 plan,
                 files,
                 process: None,
@@ -205,6 +213,14 @@ impl Supervisor {
             })
             .collect();
         Supervisor { nodes, command, preloaded: Vec::new() }
+    }
+
+    /// Runs each node with an entry here inside that network namespace (from its next start).
+    pub fn with_netns(mut self, mut netns: std::collections::BTreeMap<u8, crate::netns::NetnsEnter>) -> Supervisor {
+        for node in self.nodes.iter_mut() {
+            node.netns = netns.remove(&node.plan.id);
+        }
+        self
     }
 
     /// The libfaketime the nodes run with, if they do.
@@ -260,6 +276,7 @@ impl Supervisor {
         let options = SpawnOptions {
             cwd: Some(node.files.dir.clone()),
             env_remove: NODE_ENV_REMOVED.iter().map(|s| s.to_string()).collect(),
+            netns: node.netns.clone(),
         };
         let process =
             OwnedProcess::spawn_with(&format!("node {id}"), &command.program, &args, &envs, &node.files.log, &options)

@@ -75,12 +75,12 @@ impl std::fmt::Display for WiringReport {
 
 /// Classifies every socket of every node against the plan.
 pub fn classify(plan: &Plan, nodes: &[NodeConnections]) -> WiringReport {
-    let proxies: BTreeMap<u16, &str> = plan.proxies.iter().map(|p| (p.listen.port(), p.name.as_str())).collect();
-    let mut real: BTreeMap<u16, String> = BTreeMap::new();
+    let proxies: BTreeMap<SocketAddr, &str> = plan.proxies.iter().map(|p| (p.listen, p.name.as_str())).collect();
+    let mut real: BTreeMap<SocketAddr, String> = BTreeMap::new();
     for n in &plan.nodes {
-        real.insert(n.kafka.port(), format!("node {} kafka", n.id));
-        real.insert(n.wal.port(), format!("node {} wal", n.id));
-        real.insert(n.raft.port(), format!("node {} raft", n.id));
+        real.insert(n.kafka, format!("node {} kafka", n.id));
+        real.insert(n.wal, format!("node {} wal", n.id));
+        real.insert(n.raft, format!("node {} raft", n.id));
     }
     let mut report = WiringReport::default();
     for node in nodes {
@@ -91,16 +91,15 @@ pub fn classify(plan: &Plan, nodes: &[NodeConnections]) -> WiringReport {
             .chain([me.admin_port, me.metrics_port, me.unified_api_port])
             .collect();
         for s in &node.sockets {
-            // Inbound: someone connected to one of our listeners.
-            if own.contains(&s.local.port()) && is_loopback_or_unspecified(s.local) {
+            // Inbound: someone connected to one of our listeners (on loopback, any address, or
+            // the node's own address in its namespace).
+            let mine = is_loopback_or_unspecified(s.local) || s.local.ip() == me.kafka.ip();
+            if own.contains(&s.local.port()) && mine {
                 continue;
             }
-            let port = s.remote.port();
-            if !s.remote.ip().is_loopback() {
-                report.other.push(format!("node {} → {}", node.id, s.remote));
-            } else if let Some(name) = proxies.get(&port) {
+            if let Some(name) = proxies.get(&s.remote) {
                 *report.via_proxy.entry(name.to_string()).or_default() += 1;
-            } else if let Some(target) = real.get(&port) {
+            } else if let Some(target) = real.get(&s.remote) {
                 report.bypasses.push(format!("node {} (pid {}) → {} ({target})", node.id, node.pid, s.remote));
             } else {
                 report.other.push(format!("node {} → {}", node.id, s.remote));

@@ -136,6 +136,22 @@ pub enum Fault {
     /// The target's data directory (a size-limited tmpfs) is filled until ENOSPC at inject and
     /// freed at heal.
     DiskFull(Target),
+    /// A partition at the IP layer (`layer = "ip"`): nftables rules in the nodes' network
+    /// namespaces drop every packet between the separated nodes, on every port (Chronik's fixed
+    /// ports too). Needs `--network netns`; every shape but `client-cut`.
+    IpPartition(Shape),
+    /// Random packet loss at the IP layer on every inter-node link, both ways: the kernel drops
+    /// each packet with probability `percent`/100 (`kind = "loss"`). Needs `--network netns`.
+    IpLoss {
+        percent: u8,
+    },
+}
+
+impl Fault {
+    /// Whether the fault works at the IP layer, which only `--network netns` has.
+    pub fn needs_netns(&self) -> bool {
+        matches!(self, Fault::IpPartition(_) | Fault::IpLoss { .. })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -349,6 +365,8 @@ enum FaultDef {
         from: Option<String>,
         to: Option<String>,
         side: Option<Vec<String>>,
+        /// `proxy` (default: Toxiproxy black holes) or `ip` (nftables, `--network netns`).
+        layer: Option<String>,
         at: Option<f64>,
         until: Option<f64>,
     },
@@ -377,6 +395,13 @@ enum FaultDef {
         at: Option<f64>,
         until: Option<f64>,
     },
+    Loss {
+        links: String,
+        percent: Option<u8>,
+        layer: Option<String>,
+        at: Option<f64>,
+        until: Option<f64>,
+    },
 }
 
 impl FaultDef {
@@ -388,6 +413,7 @@ impl FaultDef {
             | FaultDef::Pause { at, until, .. }
             | FaultDef::ClockSkew { at, until, .. }
             | FaultDef::DiskFull { at, until, .. }
+            | FaultDef::Loss { at, until, .. }
             | FaultDef::RollingRestart { at, until } => (*at, *until),
         }
     }
@@ -730,7 +756,17 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
             }
             Fault::Toxic { links, streams, kind, toxicity }
         }
-        FaultDef::Partition { shape, target, from, to, side, .. } => {
+        FaultDef::Partition { shape, target, from, to, side, layer, .. } => {
+            let ip = match layer.as_deref() {
+                None | Some("proxy") => false,
+                Some("ip") if shape == "client-cut" => {
+                    return Err("partition shape `client-cut` has no IP-layer form (clients reach the nodes through \
+                                Toxiproxy from the host address): use layer = \"proxy\""
+                        .into())
+                }
+                Some("ip") => true,
+                Some(other) => return Err(format!("layer `{other}`: use proxy (Toxiproxy, the default) or ip")),
+            };
             let need = |v: &Option<String>, what: &str| -> Result<Target, String> {
                 Target::parse(v.as_deref().ok_or_else(|| format!("partition shape `{shape}` needs `{what}`"))?)
             };
@@ -755,7 +791,7 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
                     if takes.is_empty() { "no nodes".to_string() } else { format!("`{}`", takes.join("` and `")) }
                 ));
             }
-            Fault::Partition(match shape.as_str() {
+            let shape = match shape.as_str() {
                 "isolate" => Shape::Isolate(need(target, "target")?),
                 "one-way" => Shape::OneWay { from: need(from, "from")?, to: need(to, "to")? },
                 "between" => Shape::Between { a: need(from, "from")?, b: need(to, "to")? },
@@ -763,7 +799,12 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
                 "bridge" => Shape::Bridge { via: need(target, "target")? },
                 "ring" => Shape::Ring,
                 _ => Shape::Split { side: split_side(side.as_deref())? },
-            })
+            };
+            if ip {
+                Fault::IpPartition(shape)
+            } else {
+                Fault::Partition(shape)
+            }
         }
         FaultDef::Kill { target, .. } => Fault::Kill(Target::parse(target)?),
         FaultDef::Pause { target, .. } => Fault::Pause(Target::parse(target)?),
@@ -772,6 +813,23 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
             Fault::ClockSkew { target: Target::parse(target)?, offset_ms: clock_offset(*offset_ms)? }
         }
         FaultDef::DiskFull { target, .. } => Fault::DiskFull(Target::parse(target)?),
+        FaultDef::Loss { links, percent, layer, .. } => {
+            if layer.as_deref() != Some("ip") {
+                return Err("loss works at the IP layer only (Toxiproxy has no packet loss): add layer = \"ip\" \
+                            (needs --network netns)"
+                    .into());
+            }
+            if links != "inter-node" {
+                return Err(format!(
+                    "loss on links `{links}`: the IP layer has loss on inter-node links only (links = \"inter-node\")"
+                ));
+            }
+            match percent {
+                Some(p @ 1..=100) => Fault::IpLoss { percent: *p },
+                Some(p) => return Err(format!("loss percent = {p}: use 1 to 100")),
+                None => return Err("loss needs `percent`, the share of packets dropped (1 to 100), e.g. 10".into()),
+            }
+        }
     })
 }
 
@@ -794,7 +852,7 @@ pub fn check_cluster_size(faults: &[Fault], nodes: Option<u8>, fix: &str) -> Res
     let n = nodes.unwrap_or(crate::topology::MIN_NODES);
     match faults
         .iter()
-        .filter_map(|f| if let Fault::Partition(s) = f { Some(s) } else { None })
+        .filter_map(|f| if let Fault::Partition(s) | Fault::IpPartition(s) = f { Some(s) } else { None })
         .max_by_key(|s| s.min_nodes())
     {
         Some(shape) if shape.min_nodes() > n => Err(format!(
@@ -997,6 +1055,42 @@ mod tests {
         let split3 =
             Fault::Partition(Shape::Split { side: vec![Target::Leader, Target::Follower, Target::OtherFollower] });
         assert!(check_cluster_size(&[split3], Some(3), "f").unwrap_err().contains("at least 4 nodes"));
+    }
+
+    #[test]
+    fn ip_layer_faults_name_their_layer_and_say_what_they_cannot_do() {
+        let base = "[[scenario]]\nname = \"x\"\ndescription = \"d\"\n[[scenario.faults]]\n";
+        let check = |fault: &str, expected: Result<Fault, &str>| {
+            let got = parse("my.toml", &format!("{base}{fault}")).map(|s| s[0].faults[0].clone());
+            match (got, expected) {
+                (Ok(f), Ok(want)) => assert_eq!(f, want, "{fault}"),
+                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{fault}: {e}"),
+                (got, want) => panic!("{fault}: got {got:?}, wanted {want:?}"),
+            }
+        };
+        let isolate = "kind = \"partition\"\nshape = \"isolate\"\ntarget = \"leader\"\n";
+        check(&format!("{isolate}layer = \"ip\"\n"), Ok(Fault::IpPartition(Shape::Isolate(Target::Leader))));
+        check(&format!("{isolate}layer = \"proxy\"\n"), Ok(Fault::Partition(Shape::Isolate(Target::Leader))));
+        check(isolate, Ok(Fault::Partition(Shape::Isolate(Target::Leader))));
+        check(&format!("{isolate}layer = \"tcp\"\n"), Err("layer `tcp`: use proxy (Toxiproxy, the default) or ip"));
+        check(
+            "kind = \"partition\"\nshape = \"client-cut\"\ntarget = \"leader\"\nlayer = \"ip\"\n",
+            Err("`client-cut` has no IP-layer form"),
+        );
+        let loss = "kind = \"loss\"\nlinks = \"inter-node\"\n";
+        check(&format!("{loss}percent = 10\nlayer = \"ip\"\n"), Ok(Fault::IpLoss { percent: 10 }));
+        check(&format!("{loss}percent = 10\n"), Err("loss works at the IP layer only"));
+        check(&format!("{loss}layer = \"ip\"\n"), Err("loss needs `percent`"));
+        check(&format!("{loss}percent = 0\nlayer = \"ip\"\n"), Err("loss percent = 0: use 1 to 100"));
+        check(
+            "kind = \"loss\"\nlinks = \"clients\"\npercent = 5\nlayer = \"ip\"\n",
+            Err("the IP layer has loss on inter-node links only"),
+        );
+        // A five-node IP shape needs five nodes too.
+        let ring =
+            parse("my.toml", &format!("{base}kind = \"partition\"\nshape = \"ring\"\nlayer = \"ip\"\n")).unwrap();
+        assert!(check_cluster_size(&ring[0].faults, Some(3), "f").unwrap_err().contains("at least 5 nodes"));
+        assert!(ring[0].faults[0].needs_netns() && !Fault::Partition(Shape::Ring).needs_netns());
     }
 
     #[test]

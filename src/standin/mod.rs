@@ -71,7 +71,10 @@ pub async fn run(config: NodeConfig, knobs: Knobs) -> Result<(), String> {
     let kafka = bind(config.bind.kafka.clone(), "kafka").await?;
     let wal = bind(config.bind.wal.clone(), "wal").await?;
     let raft = bind(config.bind.raft.clone(), "raft").await?;
-    let admin = bind(format!("127.0.0.1:{}", knobs.admin_port), "admin").await?;
+    // The admin API on the Kafka listener's address: loopback, or the node's own address in
+    // its namespace (as Chronik's 0.0.0.0 is reachable there).
+    let host = config.bind.kafka.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+    let admin = bind(format!("{host}:{}", knobs.admin_port), "admin").await?;
     println!(
         "stand-in node {id}: kafka {} wal {} raft {} admin {} (chronik-chaos stand-in, not Chronik; bugs: {})",
         config.bind.kafka,

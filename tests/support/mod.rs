@@ -193,6 +193,7 @@ pub fn standin_topology(base: u16) -> TopologySpec {
         host: IpAddr::from([127, 0, 0, 1]),
         base_port: base,
         fixed: FixedPorts { admin_base: base + 400, metrics_base: base + 420, unified_api_base: base + 440 },
+        addressing: Default::default(),
     }
 }
 
@@ -245,6 +246,7 @@ pub fn standin_cluster_spec(
         run_dir,
         ready_timeout: Duration::from_secs(30),
         data_dir_limit: None,
+        network: Default::default(),
     }
 }
 
@@ -276,4 +278,24 @@ pub fn bootstrap_client(c: &chronik_chaos::cluster::Cluster) -> rdkafka::ClientC
     let mut config = rdkafka::ClientConfig::new();
     config.set("bootstrap.servers", c.plan.bootstrap_servers());
     config
+}
+
+/// A suite configuration for stand-in nodes (`chronik-stand-in-node`): quiet node logs, no
+/// metrics watched, one start-up attempt, 20 s to be ready, no bug switched on, the proxy
+/// network. Tests override what they vary.
+pub fn standin_suite(topology: TopologySpec, out_dir: PathBuf, seed: u64) -> chronik_chaos::runner::SuiteConfig {
+    chronik_chaos::runner::SuiteConfig {
+        chronik_bin: PathBuf::from(env!("CARGO_BIN_EXE_chronik-stand-in-node")),
+        topology,
+        node_log: "info".into(),
+        out_dir,
+        seed,
+        client_extra: Vec::new(),
+        watch_metrics: Vec::new(),
+        must_move: Vec::new(),
+        ready_timeout: Duration::from_secs(20),
+        start_attempts: 1,
+        node_env: Vec::new(),
+        network: Default::default(),
+    }
 }
