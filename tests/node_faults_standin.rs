@@ -46,10 +46,11 @@ fn evidence_with<'a>(r: &'a ScenarioResult, phrase: &str) -> Vec<&'a String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs libfaketime (apt-get install libfaketime); .ci/run includes it when installed"]
 async fn needs_libfaketime_a_skewed_clock_is_read_from_the_node_and_set_back_at_heal() {
+    // The lock first: the test below points the library's variable elsewhere while it holds it.
+    let _turn = ONE_AT_A_TIME.lock().await;
     if let Err(e) = chronik_chaos::clock::locate() {
         panic!("this test was asked for, but {e}");
     }
-    let _turn = ONE_AT_A_TIME.lock().await;
     for (name, asked) in [("clock-skew-leader", "+120 s"), ("clock-skew-leader-backwards", "-120 s")] {
         let dir = tempfile::tempdir().unwrap();
         let r = run(&builtin(name), dir.path().to_path_buf()).await;
