@@ -197,16 +197,32 @@ pub fn standin_topology(base: u16) -> TopologySpec {
     }
 }
 
-/// A base port from `first` on (in steps of 500) whose whole plan (base..base+459) is free now.
-/// Test binaries pass different `first`s so their ranges never meet.
+/// A base port from `first` on (in steps of 500) whose whole plan (base..base+459) is free now,
+/// below the kernel's ephemeral range (so no client socket or `127.0.0.1:0` listener of a
+/// concurrent test can take one of its ports between the check and the bind), and not handed to
+/// another test of this process before (so two tests running side by side never share a range).
 pub fn free_standin_base(first: u16) -> u16 {
+    const SPAN: u16 = 460;
+    static CLAIMED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let slots: Vec<u16> = (0..)
+        .map(|k: u16| first + k * 500)
+        .take_while(|b| b.checked_add(SPAN).is_some_and(|end| end <= ephemeral_low))
+        .collect();
+    assert!(!slots.is_empty(), "no stand-in port range from {first} fits below the ephemeral ports ({ephemeral_low})");
+    let mut claimed = CLAIMED.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..50 {
-        let base = first + fastrand::u16(0..85) * 500;
-        if chronik_chaos::cluster::preflight_ports(&Plan::new(standin_topology(base)).unwrap(), None).is_ok() {
+        let base = slots[fastrand::usize(0..slots.len())];
+        let overlaps = claimed.iter().any(|&c| base < c + SPAN && c < base + SPAN);
+        if !overlaps && chronik_chaos::cluster::preflight_ports(&Plan::new(standin_topology(base)).unwrap(), None).is_ok() {
+            claimed.push(base);
             return base;
         }
     }
-    panic!("no free port range found");
+    panic!("no free stand-in port range from {first} below {ephemeral_low} (claimed so far: {claimed:?})");
 }
 
 /// `cmd` as `cargo xtask` runs the binary: `invoked_as` is the user's command, which xtask
