@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use crate::cluster::net::IpRule;
+use crate::cluster::net::{BandwidthLimit, IpRule, ShapingReading};
 use crate::cluster::Cluster;
 use crate::history::Effect;
 use crate::netns::{Direction, IpFault};
@@ -46,6 +46,13 @@ pub enum Action {
         cut: Vec<(u8, u8)>,
         what: String,
     },
+    /// tc tbf bandwidth limits in the nodes' namespaces (`--network netns`), installed as step
+    /// `index`: each node's traffic with its peers, both ways.
+    IpBandwidth {
+        index: usize,
+        limits: Vec<BandwidthLimit>,
+        what: String,
+    },
 }
 
 /// Every role the faults need.
@@ -54,7 +61,11 @@ pub fn roles(faults: &[Fault]) -> BTreeSet<Target> {
     for f in faults {
         match f {
             Fault::IpPartition(shape) => out.extend(roles(&[Fault::Partition(shape.clone())])),
-            Fault::Toxic { .. } | Fault::RollingRestart | Fault::Partition(Shape::Ring) | Fault::IpLoss { .. } => {}
+            Fault::Toxic { .. }
+            | Fault::RollingRestart
+            | Fault::Partition(Shape::Ring)
+            | Fault::IpLoss { .. }
+            | Fault::IpBandwidth { .. } => {}
             Fault::Partition(Shape::Isolate(t) | Shape::ClientCut(t) | Shape::Bridge { via: t })
             | Fault::Kill(t)
             | Fault::Pause(t)
@@ -166,6 +177,20 @@ pub fn plan_action(fault: &Fault, index: usize, roles: &BTreeMap<Target, u8>, pl
                 .collect();
             Action::Ip { index, rules, cut: Vec::new(), what: crate::schedule::fault_words(fault) }
         }
+        // As loss: in every namespace, on every peer's addresses (its own and its front).
+        Fault::IpBandwidth { rate_kb_s } => Action::IpBandwidth {
+            index,
+            limits: plan
+                .nodes
+                .iter()
+                .map(|n| BandwidthLimit {
+                    node: n.id,
+                    rate_bytes_per_sec: u64::from(*rate_kb_s) * 1000,
+                    peers: plan.nodes.iter().filter(|p| p.id != n.id).flat_map(|p| addresses(plan, p.id)).collect(),
+                })
+                .collect(),
+            what: crate::schedule::fault_words(fault),
+        },
     }
 }
 
@@ -333,6 +358,7 @@ pub fn effect_of(action: &Action, plan: &Plan) -> Effect {
         }
         Action::DiskFull(n) => Effect::Degrade { what: format!("disk full on n{n}") },
         Action::Ip { cut, what, .. } if cut.is_empty() => Effect::Degrade { what: what.clone() },
+        Action::IpBandwidth { what, .. } => Effect::Degrade { what: what.clone() },
         Action::Ip { cut, .. } => Effect::Cut { pairs: cut.clone() },
         Action::Toxics(placements) => {
             if let Some(node) = client_cut(placements, plan) {
@@ -401,6 +427,9 @@ pub fn describe(action: &Action) -> String {
         Action::Ip { rules, .. } => {
             rules.iter().map(|r| format!("nft in n{}: {}", r.node, r.fault)).collect::<Vec<_>>().join("; ")
         }
+        Action::IpBandwidth { limits, .. } => {
+            limits.iter().map(|l| format!("tc in n{}: {l}", l.node)).collect::<Vec<_>>().join("; ")
+        }
     }
 }
 
@@ -458,7 +487,50 @@ pub async fn inject(cluster: &mut Cluster, action: &Action) -> Result<Vec<String
                 nodes.iter().map(|n| format!("n{n}")).collect::<Vec<_>>().join(", ")
             )])
         }
+        Action::IpBandwidth { index, limits, .. } => {
+            let net = cluster.net.as_mut().ok_or(NEEDS_NETNS)?;
+            let read = net.limit_bandwidth(*index, limits)?;
+            let rate = limits.first().map_or(0, |l| l.rate_bytes_per_sec);
+            let nodes: Vec<String> = limits.iter().map(|l| format!("n{}", l.node)).collect();
+            let peers = limits.first().map_or(0, |l| l.peers.len());
+            Ok(vec![format!(
+                "in place: tc tbf at {rate} B/s ({} kbit/s) on both ends of the veth of {} (eth0 egress: what a node \
+                 sends to its peers; the host end's egress: what it receives from them), each behind an htb root and \
+                 u32 filters for its {peers} peer addresses, read back from tc; counters at inject: {}",
+                rate * 8 / 1000,
+                nodes.join(", "),
+                shaping_words(&read, None)
+            )])
+        }
     }
+}
+
+/// The figures of a bandwidth limit's tbf qdiscs, one per node and end: `n1 to peers (eth0):
+/// 274428 B in 186 packets, 367 overlimits, 104 drops, backlog 0 B`; the counters as they are,
+/// or grown since `since` (the same node and end).
+pub fn shaping_words(readings: &[ShapingReading], since: Option<&[ShapingReading]>) -> String {
+    if readings.is_empty() {
+        return "none".to_string();
+    }
+    readings
+        .iter()
+        .map(|r| {
+            let way = if r.side == crate::netns::Side::Node { "to peers" } else { "from peers" };
+            let Some(now) = r.shaping.tbf.as_ref().and_then(|t| t.stats) else {
+                return format!("n{} {way} ({}): no tbf (root {})", r.node, r.dev, r.shaping.root.kind);
+            };
+            let was = since
+                .and_then(|b| b.iter().find(|x| x.node == r.node && x.side == r.side))
+                .and_then(|x| x.shaping.tbf.as_ref().and_then(|t| t.stats))
+                .unwrap_or_default();
+            let d = now.since(&was);
+            format!(
+                "n{} {way} ({}): {} B in {} packets, {} overlimits, {} drops, backlog {} B",
+                r.node, r.dev, d.bytes, d.packets, d.overlimits, d.drops, d.backlog
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Why an IP-layer fault cannot run on a cluster without namespaces.
@@ -494,6 +566,18 @@ pub async fn heal(cluster: &mut Cluster, action: &Action) -> Result<Vec<String>,
                 "removed: {} nft rule set(s); counters at removal: {}",
                 last.len(),
                 crate::proof::ip_counter_words(&last)
+            )])
+        }
+        Action::IpBandwidth { index, .. } => {
+            let net = cluster.net.as_mut().ok_or(NEEDS_NETNS)?;
+            let (last, after) = net.clear_bandwidth(*index)?;
+            let roots: BTreeSet<String> = after.iter().map(|r| r.shaping.root.kind.clone()).collect();
+            Ok(vec![format!(
+                "removed: the bandwidth limits of {} veth end(s); read back from tc, none is shaped (root qdiscs now: \
+                 {}); counters at removal: {}",
+                after.len(),
+                roots.into_iter().collect::<Vec<_>>().join(", "),
+                shaping_words(&last, None)
             )])
         }
     }
@@ -748,6 +832,71 @@ mod tests {
         );
         assert!(roles(&[Fault::IpLoss { percent: 10 }]).is_empty());
         assert_eq!(roles(&[Fault::IpPartition(Shape::Isolate(Target::Follower))]), [Target::Follower].into());
+    }
+
+    #[test]
+    fn an_ip_bandwidth_limit_shapes_every_nodes_peer_traffic_and_degrades_without_cutting() {
+        let fault = Fault::IpBandwidth { rate_kb_s: 32 };
+        let action = plan_action(&fault, 2, &BTreeMap::new(), &netns_plan());
+        let Action::IpBandwidth { index, limits, .. } = &action else { panic!("{action:?}") };
+        assert_eq!(*index, 2);
+        let lines: Vec<String> = limits.iter().map(|l| format!("n{}: {l}", l.node)).collect();
+        assert_eq!(
+            lines,
+            [
+                "n1: tbf 32000 B/s to and from 10.9.8.12, 10.9.8.102, 10.9.8.13, 10.9.8.103",
+                "n2: tbf 32000 B/s to and from 10.9.8.11, 10.9.8.101, 10.9.8.13, 10.9.8.103",
+                "n3: tbf 32000 B/s to and from 10.9.8.11, 10.9.8.101, 10.9.8.12, 10.9.8.102",
+            ]
+        );
+        assert!(
+            describe(&action).starts_with("tc in n1: tbf 32000 B/s to and from 10.9.8.12"),
+            "{}",
+            describe(&action)
+        );
+        assert_eq!(
+            effect_of(&action, &netns_plan()),
+            Effect::Degrade { what: "bandwidth 32 KB/s on inter-node links (IP layer)".into() }
+        );
+        assert!(roles(&[fault]).is_empty());
+    }
+
+    #[test]
+    fn shaping_figures_are_per_node_and_end_and_count_from_inject() {
+        use crate::netns::tc::{Qdisc, QdiscStats, Shaping};
+        use crate::netns::Side;
+        let reading = |side, overlimits: u64, drops: u64, tbf: bool| ShapingReading {
+            node: 1,
+            side,
+            dev: if side == Side::Node { "eth0".into() } else { "cc1a2b-h1".into() },
+            shaping: Shaping {
+                root: Qdisc { kind: if tbf { "htb" } else { "noqueue" }.into(), root: true, ..Qdisc::default() },
+                tbf: tbf.then(|| Qdisc {
+                    kind: "tbf".into(),
+                    stats: Some(QdiscStats {
+                        bytes: 1000 * overlimits,
+                        packets: 2 * overlimits,
+                        overlimits,
+                        drops,
+                        ..Default::default()
+                    }),
+                    ..Qdisc::default()
+                }),
+            },
+        };
+        let at_inject = [reading(Side::Node, 1, 0, true), reading(Side::Host, 0, 0, true)];
+        let at_end = [reading(Side::Node, 5, 2, true), reading(Side::Host, 3, 0, true)];
+        assert_eq!(
+            shaping_words(&at_end, Some(&at_inject)),
+            "n1 to peers (eth0): 4000 B in 8 packets, 4 overlimits, 2 drops, backlog 0 B; \
+             n1 from peers (cc1a2b-h1): 3000 B in 6 packets, 3 overlimits, 0 drops, backlog 0 B"
+        );
+        assert!(shaping_words(&at_end, None).starts_with("n1 to peers (eth0): 5000 B in 10 packets, 5 overlimits"));
+        assert_eq!(
+            shaping_words(&[reading(Side::Node, 0, 0, false)], None),
+            "n1 to peers (eth0): no tbf (root noqueue)"
+        );
+        assert_eq!(shaping_words(&[], None), "none");
     }
 
     #[test]

@@ -52,6 +52,8 @@ struct Live {
     probed_silent: BTreeSet<String>,
     /// An IP-layer fault: the nodes' namespaces after it settled.
     ip_before: proof::IpSnapshot,
+    /// An IP-layer bandwidth limit: its tbf qdiscs with their counters, read right after inject.
+    shaping_at_inject: Vec<crate::cluster::net::ShapingReading>,
 }
 
 /// What the executor needs from the scenario around it.
@@ -168,6 +170,14 @@ async fn start_steps(
             ok: result.is_ok(),
             detail: fault::describe(&action),
         });
+        // A bandwidth limit's counters start here (read back at once, before the settle time).
+        let shaping_at_inject = match (&action, &result, cluster.net.as_ref()) {
+            (Action::IpBandwidth { index, .. }, Ok(_), Some(net)) => net.bandwidth(*index).unwrap_or_else(|e| {
+                out.fidelity.problems.push(format!("reading the bandwidth limits at inject: {e}"));
+                Vec::new()
+            }),
+            _ => Vec::new(),
+        };
         let (injected, measured) = match result {
             // A kill or pause is proven by the OS view inject reads back; a clock skew by the
             // node's own clock, a full disk by the kernel's statfs (end_steps reads both again).
@@ -198,6 +208,7 @@ async fn start_steps(
             sockets_before: Err(String::new()),
             probed_silent: BTreeSet::new(),
             ip_before: proof::IpSnapshot::default(),
+            shaping_at_inject,
         });
     }
     let targets: Vec<String> = started
@@ -224,7 +235,7 @@ async fn start_steps(
         .collect();
     let pid_of = |id: u8| cluster.supervisor.node(id).ok().and_then(|n| n.pid());
     out.fidelity.evidence.extend(fault::os_view(&cluster.plan, &placed, &pid_of, &os::connections_of));
-    let ip_before = if started.iter().any(|l| matches!(l.action, Action::Ip { .. })) {
+    let ip_before = if started.iter().any(|l| matches!(l.action, Action::Ip { .. } | Action::IpBandwidth { .. })) {
         ip_snapshot(cluster)
     } else {
         proof::IpSnapshot::default()
@@ -376,6 +387,20 @@ async fn end_steps(cluster: &mut Cluster, mut done: Vec<Live>, ctx: &Context<'_>
                 let m = match cluster.net.as_ref().map(|n| n.counters(*index)) {
                     Some(Ok(counters)) => {
                         proof::ip_fault(&cluster.plan, cut, &counters, &l.ip_before, &ip_snapshot(cluster))
+                    }
+                    Some(Err(e)) => proof::Measured { problems: vec![e], ..Default::default() },
+                    None => proof::Measured { problems: vec![fault::NEEDS_NETNS.to_string()], ..Default::default() },
+                };
+                l.measured = m.proven;
+                out.fidelity.evidence.extend(m.evidence);
+                out.fidelity.problems.extend(m.problems);
+            }
+            if let Action::IpBandwidth { index, limits, .. } = &l.action {
+                // Read while the limits still hold (before any heal of this round).
+                let rate = limits.first().map_or(0, |l| l.rate_bytes_per_sec);
+                let m = match cluster.net.as_ref().map(|n| n.bandwidth(*index)) {
+                    Some(Ok(at_end)) => {
+                        proof::ip_bandwidth(rate, &l.shaping_at_inject, &at_end, &l.ip_before, &ip_snapshot(cluster))
                     }
                     Some(Err(e)) => proof::Measured { problems: vec![e], ..Default::default() },
                     None => proof::Measured { problems: vec![fault::NEEDS_NETNS.to_string()], ..Default::default() },

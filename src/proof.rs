@@ -3,7 +3,9 @@
 //! latency by probe round trips through a faulted proxy before and during the fault, bandwidth by
 //! a probe transfer, slow close by a probe connection's delayed close, resets by probe
 //! connections that were reset; a skewed clock or a full disk still holding at the end of the hold
-//! (`clock`, `disk`). A fault starts unproven; only a measurement proves it.
+//! (`clock`, `disk`); IP-layer faults by the kernel's nft counters, sockets and retransmissions in
+//! the namespaces, an IP-layer bandwidth limit by its tbf qdiscs' counters. A fault starts
+//! unproven; only a measurement proves it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -326,19 +328,89 @@ pub fn ip_fault(
             m.problems.push(format!("connections still carried bytes across the IP cut: {}", alive.join("; ")));
         }
     }
+    m.evidence.extend(retransmissions(before, after));
+    m.proven = ok;
+    m
+}
+
+/// The TCP retransmissions counted in the nodes' namespaces between two snapshots, as an
+/// evidence line (none when they were not read).
+fn retransmissions(before: &IpSnapshot, after: &IpSnapshot) -> Option<String> {
     let retrans: Vec<String> = after
         .retrans
         .iter()
         .filter_map(|(n, a)| before.retrans.get(n).map(|b| format!("n{n} +{}", a.saturating_sub(*b))))
         .collect();
-    if !retrans.is_empty() {
-        let total: u64 =
-            after.retrans.iter().filter_map(|(n, a)| before.retrans.get(n).map(|b| a.saturating_sub(*b))).sum();
+    if retrans.is_empty() {
+        return None;
+    }
+    let total: u64 =
+        after.retrans.iter().filter_map(|(n, a)| before.retrans.get(n).map(|b| a.saturating_sub(*b))).sum();
+    Some(format!(
+        "TCP retransmissions in the nodes' namespaces during the hold (RetransSegs of their /proc/net/snmp): {total} ({})",
+        retrans.join(", ")
+    ))
+}
+
+/// Judges an IP-layer bandwidth limit from its tbf qdiscs' counters (`tc -s`) read at inject
+/// (`at_inject`) and at the end of the hold (`at_end`), one reading per node and veth end.
+/// Proven when every tbf was still in place at the end and, during the hold, the tbfs held
+/// packets back for want of tokens (`overlimits`) or dropped some (a full queue): traffic met
+/// the limit. A limit that traffic never reached changed nothing, so it is not proven (the
+/// figures say how much passed). Packets htb let through unshaped (to or from anyone but a
+/// peer) and TCP retransmissions in the namespaces are evidence.
+pub fn ip_bandwidth(
+    rate_bytes_per_sec: u64,
+    at_inject: &[crate::cluster::net::ShapingReading],
+    at_end: &[crate::cluster::net::ShapingReading],
+    before: &IpSnapshot,
+    after: &IpSnapshot,
+) -> Measured {
+    let mut m = Measured::default();
+    let mut ok = !at_end.is_empty();
+    let (mut overlimits, mut drops, mut bytes, mut packets, mut unshaped) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for r in at_end {
+        let was = at_inject.iter().find(|x| x.node == r.node && x.side == r.side);
+        match r.shaping.tbf.as_ref().and_then(|t| t.stats) {
+            Some(now) => {
+                let d = now.since(&was.and_then(|x| x.shaping.tbf.as_ref().and_then(|t| t.stats)).unwrap_or_default());
+                (overlimits, drops, bytes, packets) =
+                    (overlimits + d.overlimits, drops + d.drops, bytes + d.bytes, packets + d.packets);
+            }
+            None => {
+                ok = false;
+                m.problems.push(format!(
+                    "the bandwidth limit of n{} on {} was gone at the end of the hold (root qdisc {})",
+                    r.node, r.dev, r.shaping.root.kind
+                ));
+            }
+        }
+        let direct = |x: &crate::cluster::net::ShapingReading| x.shaping.root.options.direct_packets_stat;
+        unshaped += direct(r).unwrap_or(0).saturating_sub(was.and_then(direct).unwrap_or(0));
+    }
+    let words = crate::fault::shaping_words(at_end, Some(at_inject));
+    let figures = format!(
+        "{bytes} B in {packets} packets went through the limits, held back {overlimits} times (overlimits), {drops} \
+         packets dropped: {words}"
+    );
+    if overlimits > 0 || drops > 0 {
         m.evidence.push(format!(
-            "TCP retransmissions in the nodes' namespaces during the hold (RetransSegs of their /proc/net/snmp): {total} ({})",
-            retrans.join(", ")
+            "IP-layer bandwidth at {rate_bytes_per_sec} B/s per node and direction (tc -s qdisc, tbf counters from inject \
+             to the end of the hold): {figures}"
+        ));
+    } else {
+        ok = false;
+        m.problems.push(format!(
+            "bandwidth limit not proven: the tbf qdiscs at {rate_bytes_per_sec} B/s held back no packet and dropped \
+             none during the hold, so the inter-node traffic never met the limit: {figures}"
         ));
     }
+    m.evidence.push(format!(
+        "packets that matched no peer address and passed unshaped during the hold (htb's direct queue: traffic with \
+         the host address, i.e. clients through Toxiproxy, the harness, and the far end of connections a peer dialled, \
+         which that peer's limits shape): {unshaped}"
+    ));
+    m.evidence.extend(retransmissions(before, after));
     m.proven = ok;
     m
 }
@@ -577,6 +649,79 @@ mod tests {
                 }],
             },
         }]
+    }
+
+    fn shaping_reading(
+        node: u8,
+        side: crate::netns::Side,
+        tbf: Option<(u64, u64, u64)>,
+        direct: u64,
+    ) -> crate::cluster::net::ShapingReading {
+        use crate::netns::tc::{Qdisc, QdiscOptions, QdiscStats, Shaping};
+        crate::cluster::net::ShapingReading {
+            node,
+            side,
+            dev: if side == crate::netns::Side::Node { "eth0".into() } else { format!("cc1a2b-h{node}") },
+            shaping: Shaping {
+                root: Qdisc {
+                    kind: if tbf.is_some() { "htb" } else { "noqueue" }.into(),
+                    root: true,
+                    options: QdiscOptions { direct_packets_stat: Some(direct), ..Default::default() },
+                    ..Qdisc::default()
+                },
+                tbf: tbf.map(|(packets, overlimits, drops)| Qdisc {
+                    kind: "tbf".into(),
+                    parent: Some("1:1".into()),
+                    stats: Some(QdiscStats { bytes: packets * 1000, packets, overlimits, drops, ..Default::default() }),
+                    ..Qdisc::default()
+                }),
+            },
+        }
+    }
+
+    #[test]
+    fn an_ip_bandwidth_limit_is_proven_by_tbf_overlimits_or_drops_during_the_hold() {
+        use crate::netns::Side::{Host, Node};
+        let snap = |r: u64| IpSnapshot { sockets: BTreeMap::new(), retrans: [(1, r)].into() };
+        let at_inject = [shaping_reading(1, Node, Some((2, 0, 0)), 10), shaping_reading(1, Host, Some((0, 0, 0)), 10)];
+        // Held back: overlimits grew on one end.
+        let at_end = [shaping_reading(1, Node, Some((50, 30, 0)), 90), shaping_reading(1, Host, Some((40, 0, 0)), 25)];
+        let m = ip_bandwidth(32_000, &at_inject, &at_end, &snap(5), &snap(12));
+        assert!(m.proven, "{m:?}");
+        assert_eq!(
+            m.evidence[0],
+            "IP-layer bandwidth at 32000 B/s per node and direction (tc -s qdisc, tbf counters from inject to the end \
+             of the hold): 88000 B in 88 packets went through the limits, held back 30 times (overlimits), 0 packets \
+             dropped: n1 to peers (eth0): 48000 B in 48 packets, 30 overlimits, 0 drops, backlog 0 B; n1 from peers \
+             (cc1a2b-h1): 40000 B in 40 packets, 0 overlimits, 0 drops, backlog 0 B"
+        );
+        assert!(m.evidence[1].ends_with(": 95"), "{:?}", m.evidence);
+        assert!(m.evidence[2].contains("during the hold (RetransSegs of their /proc/net/snmp): 7 (n1 +7)"), "{m:?}");
+        // Drops alone prove it too.
+        let dropped = [shaping_reading(1, Node, Some((50, 0, 4)), 10), shaping_reading(1, Host, Some((0, 0, 0)), 10)];
+        assert!(ip_bandwidth(32_000, &at_inject, &dropped, &snap(0), &snap(0)).proven);
+        // Traffic that never met the limit: not proven, with the figures.
+        let under = [shaping_reading(1, Node, Some((60, 0, 0)), 10), shaping_reading(1, Host, Some((30, 0, 0)), 10)];
+        let m = ip_bandwidth(32_000, &at_inject, &under, &snap(0), &snap(0));
+        assert!(!m.proven, "{m:?}");
+        assert!(
+            m.problems[0].starts_with(
+                "bandwidth limit not proven: the tbf qdiscs at 32000 B/s held back no packet and dropped none during \
+                 the hold, so the inter-node traffic never met the limit: 88000 B in 88 packets went through the limits"
+            ),
+            "{m:?}"
+        );
+        // Counters that were already high at inject do not count: only what grew during the hold.
+        let old = [shaping_reading(1, Node, Some((50, 30, 4)), 10), shaping_reading(1, Host, Some((40, 0, 0)), 10)];
+        assert!(!ip_bandwidth(32_000, &old, &old, &snap(0), &snap(0)).proven);
+        // A limit gone during the hold: not proven, whatever the other end shows.
+        let gone = [shaping_reading(1, Node, Some((50, 30, 0)), 10), shaping_reading(1, Host, None, 10)];
+        let m = ip_bandwidth(32_000, &at_inject, &gone, &snap(0), &snap(0));
+        assert!(
+            !m.proven && m.problems[0].contains("n1 on cc1a2b-h1 was gone at the end of the hold (root qdisc noqueue)")
+        );
+        // Nothing read: nothing proven.
+        assert!(!ip_bandwidth(32_000, &[], &[], &snap(0), &snap(0)).proven);
     }
 
     fn ns_sock(local: &str, remote: &str, received: u64, acked: u64) -> SockCounters {

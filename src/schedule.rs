@@ -275,6 +275,7 @@ pub fn fault_words(f: &Fault) -> String {
         Fault::DiskFull(t) => format!("disk full {t}"),
         Fault::IpPartition(shape) => format!("{} (IP layer)", fault_words(&Fault::Partition(shape.clone()))),
         Fault::IpLoss { percent } => format!("packet loss {percent}% on inter-node links (IP layer)"),
+        Fault::IpBandwidth { rate_kb_s } => format!("bandwidth {rate_kb_s} KB/s on inter-node links (IP layer)"),
         Fault::Toxic { links, streams, kind, toxicity } => {
             let mut out = match kind {
                 ToxicKind::Latency { latency, jitter: 0 } => format!("latency {latency} ms"),
@@ -360,6 +361,12 @@ enum FaultRecord {
         percent: u8,
         layer: String,
     },
+    Bandwidth {
+        links: String,
+        /// KB/s, as in the scenario file.
+        rate: u32,
+        layer: String,
+    },
 }
 
 impl Serialize for Fault {
@@ -404,6 +411,9 @@ impl Serialize for Fault {
             Fault::DiskFull(t) => FaultRecord::DiskFull { target: t.to_string() },
             Fault::IpLoss { percent } => {
                 FaultRecord::Loss { links: "inter-node".into(), percent: *percent, layer: "ip".into() }
+            }
+            Fault::IpBandwidth { rate_kb_s } => {
+                FaultRecord::Bandwidth { links: "inter-node".into(), rate: *rate_kb_s, layer: "ip".into() }
             }
         };
         record.serialize(s)
@@ -462,6 +472,14 @@ impl<'de> Deserialize<'de> for Fault {
                 }
                 Fault::IpLoss { percent }
             }
+            FaultRecord::Bandwidth { links, rate, layer } => {
+                if links != "inter-node" || layer != "ip" {
+                    return Err(D::Error::custom(format!(
+                        "bandwidth on `{links}` at layer `{layer}`: only inter-node, ip"
+                    )));
+                }
+                Fault::IpBandwidth { rate_kb_s: rate }
+            }
         })
     }
 }
@@ -496,6 +514,14 @@ mod tests {
         let json = serde_json::to_string(&loss).unwrap();
         assert_eq!(json, r#"{"kind":"loss","links":"inter-node","percent":10,"layer":"ip"}"#);
         assert_eq!(serde_json::from_str::<Fault>(&json).unwrap(), loss);
+        let bw = Fault::IpBandwidth { rate_kb_s: 32 };
+        let json = serde_json::to_string(&bw).unwrap();
+        assert_eq!(json, r#"{"kind":"bandwidth","links":"inter-node","rate":32,"layer":"ip"}"#);
+        assert_eq!(serde_json::from_str::<Fault>(&json).unwrap(), bw);
+        assert_eq!(fault_words(&bw), "bandwidth 32 KB/s on inter-node links (IP layer)");
+        let e = serde_json::from_str::<Fault>(r#"{"kind":"bandwidth","links":"clients","rate":32,"layer":"ip"}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("only inter-node, ip"), "{e}");
         let proxy: Fault = serde_json::from_str(r#"{"kind":"partition","shape":"isolate","from":"n1"}"#).unwrap();
         assert_eq!(proxy, Fault::Partition(crate::scenario::Shape::Isolate(crate::scenario::Target::Node(1))));
         let kill: Fault = serde_json::from_str(r#"{"kind":"kill","target":"n2"}"#).unwrap();

@@ -1,14 +1,16 @@
 //! Where a cluster's nodes run on the network: [`Network::Proxy`] (every node in the root
 //! namespace on loopback, today's default) or [`Network::Netns`] (`--network netns`: each node in
 //! its own namespace of the run's `netns::Fabric`). [`ClusterNet`] owns one cluster's
-//! `NodeNet`s, the IP-layer faults installed in them (by schedule step) and reads their kernel
-//! counters and the nodes' sockets from inside the namespaces.
+//! `NodeNet`s, the IP-layer faults installed in them (by schedule step: nft rule sets and tc
+//! bandwidth limits) and reads their kernel counters and the nodes' sockets from inside the
+//! namespaces.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use crate::netns::{Fabric, FaultCounters, FaultId, IpFault, NetnsEnter, NodeNet};
+use crate::netns::tc::Shaping;
+use crate::netns::{Direction, Fabric, FaultCounters, FaultId, IpFault, NetnsEnter, NodeNet, Side};
 use crate::sock_diag::SockCounters;
 use crate::topology::{Addressing, Plan};
 
@@ -67,11 +69,40 @@ pub struct RuleCounters {
     pub counters: FaultCounters,
 }
 
+/// A bandwidth limit in node `node`'s namespace: what it exchanges with `peers` (their
+/// addresses), at most `rate_bytes_per_sec` each way (tc tbf; everything else unshaped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BandwidthLimit {
+    pub node: u8,
+    pub rate_bytes_per_sec: u64,
+    pub peers: Vec<Ipv4Addr>,
+}
+
+impl std::fmt::Display for BandwidthLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let peers: Vec<String> = self.peers.iter().map(|p| p.to_string()).collect();
+        write!(f, "tbf {} B/s to and from {}", self.rate_bytes_per_sec, peers.join(", "))
+    }
+}
+
+/// One end of a node's veth as tc shows it now: `Side::Node` (`eth0` egress in the namespace:
+/// what the node sends) or `Side::Host` (the host end's egress: what it receives).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShapingReading {
+    pub node: u8,
+    pub side: Side,
+    /// The device, as `tc` names it (`eth0`, `cc1a2b-h1`).
+    pub dev: String,
+    pub shaping: Shaping,
+}
+
 /// One cluster's namespaces (one `NodeNet` per node) and the IP faults installed in them.
 pub struct ClusterNet {
     nodes: BTreeMap<u8, NodeNet>,
     /// By schedule step index: where each of its rule sets went.
     installed: BTreeMap<usize, Vec<(u8, FaultId, IpFault)>>,
+    /// By schedule step index: the nodes whose veth it shapes (both ends).
+    shaped: BTreeMap<usize, Vec<u8>>,
 }
 
 impl ClusterNet {
@@ -91,7 +122,7 @@ impl ClusterNet {
             }
             nodes.insert(n.id, net);
         }
-        Ok(ClusterNet { nodes, installed: BTreeMap::new() })
+        Ok(ClusterNet { nodes, installed: BTreeMap::new(), shaped: BTreeMap::new() })
     }
 
     /// What the supervisor needs to start each node inside its namespace.
@@ -144,6 +175,74 @@ impl ClusterNet {
             Ok(out)
         } else {
             Err(errors.join("; "))
+        }
+    }
+
+    /// Installs the bandwidth limits of step `index` (both ends of each node's veth) and reads
+    /// them back with their counters. A node another step shapes is refused (one root qdisc per
+    /// device); on an error what was added stays recorded, so `clear_bandwidth` removes it.
+    pub fn limit_bandwidth(&mut self, index: usize, limits: &[BandwidthLimit]) -> Result<Vec<ShapingReading>, String> {
+        for l in limits {
+            if let Some((other, _)) = self.shaped.iter().find(|(i, ns)| **i != index && ns.contains(&l.node)) {
+                return Err(format!(
+                    "n{} already has a bandwidth limit (schedule step {other}): two bandwidth faults on one node cannot \
+                     overlap; give them windows (`at`/`until`) that do not",
+                    l.node
+                ));
+            }
+            let net = self.nodes.get(&l.node).ok_or(format!("n{} has no namespace", l.node))?;
+            self.shaped.entry(index).or_default().push(l.node);
+            net.limit_peer_bandwidth(l.rate_bytes_per_sec * 8, &l.peers, Direction::Both)
+                .map_err(|e| format!("tc in n{} ({l}): {e}", l.node))?;
+        }
+        self.bandwidth(index)
+    }
+
+    /// Both ends of every veth step `index` shapes, with the kernel's counters, read now.
+    pub fn bandwidth(&self, index: usize) -> Result<Vec<ShapingReading>, String> {
+        let mut out = Vec::new();
+        for node in self.shaped.get(&index).into_iter().flatten() {
+            let net = self.nodes.get(node).ok_or(format!("n{node} has no namespace"))?;
+            for side in [Side::Node, Side::Host] {
+                let shaping = net.shaping(side).map_err(|e| format!("reading the qdiscs of n{node}: {e}"))?;
+                let dev = if side == Side::Node { "eth0".to_string() } else { net.host_veth().to_string() };
+                out.push(ShapingReading { node: *node, side, dev, shaping });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes step `index`'s bandwidth limits: the counters just before, and both ends read
+    /// again after (their default root qdisc). An end still shaped after removal is an error.
+    pub fn clear_bandwidth(&mut self, index: usize) -> Result<(Vec<ShapingReading>, Vec<ShapingReading>), String> {
+        let last = self.bandwidth(index).unwrap_or_default();
+        let mut errors = Vec::new();
+        for node in self.shaped.get(&index).cloned().unwrap_or_default() {
+            let Some(net) = self.nodes.get(&node) else { continue };
+            if let Err(e) = net.clear_bandwidth() {
+                errors.push(format!("removing the bandwidth limit of n{node}: {e}"));
+            }
+        }
+        let after = self.bandwidth(index);
+        self.shaped.remove(&index);
+        match after {
+            Ok(after) => {
+                for r in after.iter().filter(|r| r.shaping.shaped()) {
+                    errors.push(format!(
+                        "n{} {} still has a {} root qdisc after the bandwidth limit was removed",
+                        r.node, r.dev, r.shaping.root.kind
+                    ));
+                }
+                if errors.is_empty() {
+                    Ok((last, after))
+                } else {
+                    Err(errors.join("; "))
+                }
+            }
+            Err(e) => {
+                errors.push(e);
+                Err(errors.join("; "))
+            }
         }
     }
 

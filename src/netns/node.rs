@@ -1,8 +1,9 @@
 //! One node's network: [`NodeNet`] owns the namespace `<run>-n<id>`, the veth pair
 //! (`<run>-h<id>` on the bridge, `eth0` inside with `.10+id`/24, `lo` up, default route via
 //! `.1`), the node's front address `.100+id` on the bridge, the nftables table `inet <run>` in
-//! the namespace with the faults installed there, and the tbf qdiscs on either end. Dropping it
-//! (or [`NodeNet::teardown`]) removes all of that; processes inside are their spawner's to end.
+//! the namespace with the faults installed there, and the tbf qdiscs on either end (for all
+//! traffic, or only for the node's peers). Dropping it (or [`NodeNet::teardown`]) removes all
+//! of that; processes inside are their spawner's to end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use super::exec::{self, NetnsEnter};
 use super::fabric::FabricInner;
 use super::nft::{self, Direction, FaultCounters, FaultId, Installed, IpFault};
-use super::tc::{self, Qdisc, Side};
+use super::tc::{self, MatchOn, Qdisc, Shaping, Side};
 use super::{cmd, NetnsError};
 
 /// A node's namespace and links.
@@ -217,7 +218,53 @@ impl NodeNet {
         Ok(read_back)
     }
 
-    /// Removes the tbf qdiscs `limit_bandwidth` added.
+    /// Limits only what the node exchanges with `peers` to `rate_bits_per_sec`, with a tbf
+    /// behind an htb root and one u32 filter per peer address (`tc::peer_shaping_args`):
+    /// `Outbound` on `eth0` in the namespace (packets to a peer), `Inbound` on the host end of
+    /// the veth (packets from a peer), `Both` on both; every other packet passes unshaped. Each
+    /// end is read back (the tbf at the rate, one filter per peer). An end already shaped is
+    /// refused; `clear_bandwidth` removes them (also what a failed call added).
+    pub fn limit_peer_bandwidth(
+        &self,
+        rate_bits_per_sec: u64,
+        peers: &[Ipv4Addr],
+        direction: Direction,
+    ) -> Result<Vec<(Side, Shaping)>, NetnsError> {
+        if peers.is_empty() || rate_bits_per_sec < 8 {
+            return Err(NetnsError::InvalidFault(format!(
+                "a peer bandwidth limit needs peers and a rate of at least 8 bit/s (got {} peers, {rate_bits_per_sec} bit/s)",
+                peers.len()
+            )));
+        }
+        let mut faults = self.faults.lock().unwrap();
+        let mut read_back = Vec::new();
+        for &flow in direction.flows() {
+            let (side, on) = if flow == Direction::Outbound {
+                (Side::Node, MatchOn::Destination)
+            } else {
+                (Side::Host, MatchOn::Source)
+            };
+            let (netns, dev) = self.dev(side);
+            if !faults.shaped.insert(side.into()) {
+                return Err(NetnsError::InvalidFault(format!(
+                    "{dev} of node {} already has a bandwidth limit; remove it first",
+                    self.id
+                )));
+            }
+            read_back.push((side, tc::set_peer_shaping(netns, dev, rate_bits_per_sec, peers, on)?));
+        }
+        Ok(read_back)
+    }
+
+    /// The root qdisc on one end of the veth and a peer limit's tbf under it, with the kernel's
+    /// counters (`tc -s`).
+    pub fn shaping(&self, side: Side) -> Result<Shaping, NetnsError> {
+        let (netns, dev) = self.dev(side);
+        tc::shaping(netns, dev)
+    }
+
+    /// Removes the qdiscs `limit_bandwidth` and `limit_peer_bandwidth` added (the ends go back to
+    /// their default root qdisc).
     pub fn clear_bandwidth(&self) -> Result<(), NetnsError> {
         let mut faults = self.faults.lock().unwrap();
         let shaped = std::mem::take(&mut faults.shaped);

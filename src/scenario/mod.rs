@@ -145,12 +145,22 @@ pub enum Fault {
     IpLoss {
         percent: u8,
     },
+    /// A bandwidth limit at the IP layer on every inter-node link (`kind = "bandwidth"`): in each
+    /// node's namespace, tc tbf lets through at most `rate_kb_s` KB/s (1000 bytes, as Toxiproxy's
+    /// bandwidth toxic) of what the node sends to its peers and of what it receives from them;
+    /// its traffic with clients and the harness is not shaped. Needs `--network netns`.
+    IpBandwidth {
+        rate_kb_s: u32,
+    },
 }
+
+/// The highest `rate` of an IP-layer bandwidth limit, in KB/s (8 Gbit/s).
+pub const MAX_IP_BANDWIDTH_KB_S: u32 = 1_000_000;
 
 impl Fault {
     /// Whether the fault works at the IP layer, which only `--network netns` has.
     pub fn needs_netns(&self) -> bool {
-        matches!(self, Fault::IpPartition(_) | Fault::IpLoss { .. })
+        matches!(self, Fault::IpPartition(_) | Fault::IpLoss { .. } | Fault::IpBandwidth { .. })
     }
 }
 
@@ -402,6 +412,14 @@ enum FaultDef {
         at: Option<f64>,
         until: Option<f64>,
     },
+    Bandwidth {
+        links: String,
+        /// KB/s (1000 bytes), as the `rate` of Toxiproxy's bandwidth toxic.
+        rate: Option<i64>,
+        layer: Option<String>,
+        at: Option<f64>,
+        until: Option<f64>,
+    },
 }
 
 impl FaultDef {
@@ -414,6 +432,7 @@ impl FaultDef {
             | FaultDef::ClockSkew { at, until, .. }
             | FaultDef::DiskFull { at, until, .. }
             | FaultDef::Loss { at, until, .. }
+            | FaultDef::Bandwidth { at, until, .. }
             | FaultDef::RollingRestart { at, until } => (*at, *until),
         }
     }
@@ -830,6 +849,40 @@ fn fault(d: &FaultDef) -> Result<Fault, String> {
                 None => return Err("loss needs `percent`, the share of packets dropped (1 to 100), e.g. 10".into()),
             }
         }
+        FaultDef::Bandwidth { links, rate, layer, .. } => {
+            if layer.as_deref() != Some("ip") {
+                return Err(format!(
+                    "kind = \"bandwidth\" works at the IP layer only (tc tbf; needs --network netns): add layer = \"ip\"{}; \
+                     through Toxiproxy, use kind = \"toxic\" with toxic = {{ type = \"bandwidth\", rate = N }}",
+                    match layer {
+                        Some(other) => format!(" (not `{other}`)"),
+                        None => String::new(),
+                    }
+                ));
+            }
+            if links != "inter-node" {
+                return Err(format!(
+                    "bandwidth on links `{links}`: the IP layer limits inter-node links only (links = \"inter-node\"); \
+                     for client links use kind = \"toxic\", links = \"{links}\", toxic = {{ type = \"bandwidth\", rate = N }}"
+                ));
+            }
+            match rate {
+                Some(r) if (1..=i64::from(MAX_IP_BANDWIDTH_KB_S)).contains(r) => {
+                    Fault::IpBandwidth { rate_kb_s: *r as u32 }
+                }
+                Some(r) => {
+                    return Err(format!(
+                        "bandwidth rate = {r}: use 1 to {MAX_IP_BANDWIDTH_KB_S} (KB/s, 1000 bytes per second); to stop \
+                         the traffic altogether use kind = \"partition\" with layer = \"ip\""
+                    ))
+                }
+                None => {
+                    return Err("bandwidth needs `rate`, in KB/s (1000 bytes per second, as Toxiproxy's bandwidth \
+                                toxic), e.g. rate = 32"
+                        .into())
+                }
+            }
+        }
     })
 }
 
@@ -1086,6 +1139,50 @@ mod tests {
             "kind = \"loss\"\nlinks = \"clients\"\npercent = 5\nlayer = \"ip\"\n",
             Err("the IP layer has loss on inter-node links only"),
         );
+        let bw = "kind = \"bandwidth\"\nlinks = \"inter-node\"\n";
+        check(&format!("{bw}rate = 32\nlayer = \"ip\"\n"), Ok(Fault::IpBandwidth { rate_kb_s: 32 }));
+        check(
+            &format!("{bw}rate = 1000000\nlayer = \"ip\"\nat = 1\n"),
+            Ok(Fault::IpBandwidth { rate_kb_s: 1_000_000 }),
+        );
+        check(
+            &format!("{bw}rate = 32\n"),
+            Err(
+                "kind = \"bandwidth\" works at the IP layer only (tc tbf; needs --network netns): add layer = \"ip\"; \
+                 through Toxiproxy, use kind = \"toxic\" with toxic = { type = \"bandwidth\", rate = N }",
+            ),
+        );
+        check(&format!("{bw}rate = 32\nlayer = \"proxy\"\n"), Err("add layer = \"ip\" (not `proxy`)"));
+        check(
+            &format!("{bw}layer = \"ip\"\n"),
+            Err("bandwidth needs `rate`, in KB/s (1000 bytes per second, as Toxiproxy's bandwidth toxic), e.g. rate = 32"),
+        );
+        for bad in ["0", "-5", "1000001"] {
+            check(
+                &format!("{bw}rate = {bad}\nlayer = \"ip\"\n"),
+                Err(format!("bandwidth rate = {bad}: use 1 to 1000000 (KB/s, 1000 bytes per second)").as_str()),
+            );
+        }
+        check(
+            "kind = \"bandwidth\"\nlinks = \"clients\"\nrate = 32\nlayer = \"ip\"\n",
+            Err("bandwidth on links `clients`: the IP layer limits inter-node links only (links = \"inter-node\"); for \
+                 client links use kind = \"toxic\", links = \"clients\", toxic = { type = \"bandwidth\", rate = N }"),
+        );
+        // Where the file is wrong: the scenario's line, for a value; the key's line, for a type.
+        let e = parse("my.toml", &format!("{base}{bw}layer = \"ip\"\n")).unwrap_err().to_string();
+        assert!(e.starts_with("my.toml:1:1: scenario `x`: bandwidth needs `rate`"), "{e}");
+        let e = parse("my.toml", &format!("{base}{bw}rate = 1.5\nlayer = \"ip\"\n")).unwrap_err().to_string();
+        assert!(e.starts_with("my.toml:4:1:") && e.contains("invalid type: floating point"), "{e}");
+        let e = parse("my.toml", &format!("{base}{bw}rate = 32\nlayer = \"ip\"\nburst = 5\n")).unwrap_err().to_string();
+        assert!(e.contains("unknown field `burst`"), "{e}");
+        assert!(Fault::IpBandwidth { rate_kb_s: 32 }.needs_netns());
+        // The built-in, left out of a default run without namespaces like the other IP faults.
+        let all = builtin();
+        let bw = all.iter().find(|s| s.name == "ip-inter-node-bandwidth").expect("the built-in");
+        assert_eq!(bw.faults, vec![Fault::IpBandwidth { rate_kb_s: 16 }]);
+        let ip: Vec<&str> =
+            all.iter().filter(|s| s.faults.iter().any(Fault::needs_netns)).map(|s| s.name.as_str()).collect();
+        assert_eq!(ip, ["ip-isolate-leader", "ip-inter-node-loss", "ip-inter-node-bandwidth"]);
         // A five-node IP shape needs five nodes too.
         let ring =
             parse("my.toml", &format!("{base}kind = \"partition\"\nshape = \"ring\"\nlayer = \"ip\"\n")).unwrap();

@@ -217,7 +217,9 @@ pub fn free_standin_base(first: u16) -> u16 {
     for _ in 0..50 {
         let base = slots[fastrand::usize(0..slots.len())];
         let overlaps = claimed.iter().any(|&c| base < c + SPAN && c < base + SPAN);
-        if !overlaps && chronik_chaos::cluster::preflight_ports(&Plan::new(standin_topology(base)).unwrap(), None).is_ok() {
+        if !overlaps
+            && chronik_chaos::cluster::preflight_ports(&Plan::new(standin_topology(base)).unwrap(), None).is_ok()
+        {
             claimed.push(base);
             return base;
         }
