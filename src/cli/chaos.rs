@@ -122,6 +122,13 @@ pub struct ChaosArgs {
     /// default selection leaves the IP-layer scenarios out; named ones are N/A.
     #[arg(long, value_enum, default_value_t = NetworkMode::Proxy)]
     pub network: NetworkMode,
+    /// Run up to N scenarios at once, each on its own cluster (needs --network netns: every
+    /// job gets its own network, so Chronik's fixed ports do not collide, and its own Toxiproxy,
+    /// API on --toxiproxy-listen's port + job - 1). Seeds, results.json and the reports are those
+    /// of a sequential run. Not with --until-fail or --shrink-budget, which decide from one run
+    /// before the next.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub jobs: u16,
     #[command(flatten)]
     pub report: super::report::ReportFlags,
 }
@@ -280,6 +287,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         fixed: FixedPorts::CHRONIK,
         addressing: Default::default(),
     };
+    check_jobs(&args)?;
     // Before anything starts (the dry run checks it too).
     if args.network == NetworkMode::Netns {
         crate::netns::check_privileges().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -318,7 +326,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_OK));
     }
     // From here on a Ctrl-C never kills the process half-way: whatever runs is stopped first.
-    let mut interrupts = super::Interrupts::install();
+    let interrupts = super::Interrupts::install();
     let bin = args.chronik_bin.clone().context("--chronik-bin is required")?;
     let node_binary = super::check_chronik_bin(&bin, via)?;
     let out = std::path::absolute(&args.out).unwrap_or(args.out.clone());
@@ -335,7 +343,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     ));
 
     // One fabric (bridge, subnet, state file) for the whole run, after the leftovers of killed
-    // runs are swept; dropped (removed) whatever way this function ends.
+    // runs are swept; dropped (removed) whatever way this function ends. Side by side, each
+    // job makes its own.
     let network = match args.network {
         NetworkMode::Proxy => Network::Proxy,
         NetworkMode::Netns => {
@@ -344,15 +353,20 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             if !swept.is_empty() {
                 progress(&swept.to_string());
             }
-            let fabric = crate::netns::Fabric::create().context("creating the run's network (bridge and subnet)")?;
-            progress(&format!(
-                "network: netns, run {} on {} (bridge {}, host address {})",
-                fabric.run(),
-                fabric.subnet(),
-                fabric.bridge(),
-                fabric.host_addr()
-            ));
-            Network::Netns(std::sync::Arc::new(fabric))
+            if args.jobs > 1 {
+                Network::Proxy
+            } else {
+                let fabric =
+                    crate::netns::Fabric::create().context("creating the run's network (bridge and subnet)")?;
+                progress(&format!(
+                    "network: netns, run {} on {} (bridge {}, host address {})",
+                    fabric.run(),
+                    fabric.subnet(),
+                    fabric.bridge(),
+                    fabric.host_addr()
+                ));
+                Network::Netns(std::sync::Arc::new(fabric))
+            }
         }
     };
     let launch_config = LaunchConfig {
@@ -362,14 +376,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         log: out.join("toxiproxy.log"),
         ready_timeout: Duration::from_secs(15),
     };
-    let launch = launcher::launch(&launch_config);
-    // Dropping a half-started launch stops the server it started.
-    let launched = tokio::select! {
-        l = launch => l.map_err(|e| super::launch_error(e, via, "chaos", "--toxiproxy-listen"))?,
-        _ = interrupts.recv() => bail!("interrupted while starting Toxiproxy; nothing is left running"),
-    };
-    progress(&format!("toxiproxy: {}", launched.kind));
-    let mut cfg = SuiteConfig {
+    let cfg = SuiteConfig {
         chronik_bin: bin.clone(),
         // Each scenario's own `nodes`, else this.
         topology: TopologySpec { nodes: args.nodes, ..topology },
@@ -384,69 +391,52 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         node_env: Vec::new(),
         network,
     };
-    let started_at = now();
-    let client = launched.client();
     let mut results = Results {
         version: RESULTS_VERSION,
         tool: concat!("chronik-chaos ", env!("CARGO_PKG_VERSION")).to_string(),
         chronik: ChronikInfo { version: node_binary.version().to_string(), binary: bin },
-        toxiproxy: launched.kind.to_string(),
+        toxiproxy: String::new(),
         seed,
-        started_at,
+        started_at: now(),
         finished_at: String::new(),
         scenarios: Vec::new(),
     };
     let results_file = out.join("results.json");
     let batches = batches(&args, &chosen, seed);
     let interrupts = tokio::sync::Mutex::new(interrupts);
-    let mut end = runner::SuiteEnd::Finished;
-    // Groups (a scenario's repetitions) that stopped repeating at a run that did not pass.
-    let mut stopped: std::collections::BTreeSet<usize> = Default::default();
-    for b in &batches {
-        if args.until_fail && stopped.contains(&b.group) {
-            continue;
-        }
-        cfg.seed = b.seed;
-        if let (Some(shard), [s]) = (args.shard, b.scenarios.as_slice()) {
-            let i = selected.iter().position(|x| x.name == s.name).unwrap_or_default();
-            progress(&format!("shard {shard}: {} is scenario {} of the {} selected", s.name, i + 1, selected.len()));
-        }
-        let before = results.scenarios.len();
-        end = runner::run_suite(
-            &cfg,
-            &client,
-            &b.scenarios,
-            &progress,
-            &mut |r| {
-                results.scenarios.push(r);
-                results.write_with(&results_file, &sharding).context("writing results.json")
-            },
-            async { interrupts.lock().await.recv().await },
-        )
-        .await?;
-        if end != runner::SuiteEnd::Finished {
-            break;
-        }
-        if results.scenarios[before..].iter().any(|r| r.verdict > Verdict::NotApplicable) {
-            stopped.insert(b.group);
-        }
-        if args.shrink_budget > 0 {
-            if let [scenario] = b.scenarios.as_slice() {
-                let last = results.scenarios.len() - 1;
-                let interrupted = std::cell::Cell::new(false);
-                let shrunk =
-                    shrink(&args, &cfg, &client, scenario, &results.scenarios[last], &interrupts, &interrupted).await;
-                if interrupted.get() {
-                    end = runner::SuiteEnd::Interrupted { during: format!("shrinking {}", scenario.name) };
-                    break;
-                }
-                if let Some(shrunk) = shrunk {
-                    results.scenarios[last].shrunk = Some(shrunk);
-                    results.write_with(&results_file, &sharding).context("writing results.json")?;
-                }
+    let end = if args.jobs > 1 {
+        for (lane, _) in (0..args.jobs).zip(&batches) {
+            let l = super::jobs::lane_launch(&launch_config, usize::from(lane))?;
+            if let Some(holder) = crate::os::port_holder(l.listen) {
+                bail!(
+                    "port {} (job {}'s Toxiproxy API: --toxiproxy-listen + {lane}) is taken, {holder}; choose another \
+                     --toxiproxy-listen",
+                    l.listen,
+                    lane + 1
+                );
             }
         }
-    }
+        let jobs = batches
+            .iter()
+            .enumerate()
+            .flat_map(|(index, b)| {
+                b.scenarios.iter().map(move |s| super::jobs::Job { index, seed: b.seed, scenario: s.clone() })
+            })
+            .collect();
+        progress(&format!("{} job(s) side by side, each with its own network, Toxiproxy and cluster", args.jobs));
+        let spec = super::jobs::LaneSpec { cfg, launch: launch_config, netns: args.network == NetworkMode::Netns };
+        let ended = super::jobs::run(spec, jobs, usize::from(args.jobs), progress, &interrupts, &mut |r, toxiproxy| {
+            toxiproxy.clone_into(&mut results.toxiproxy);
+            results.scenarios.push(r);
+            results.write_with(&results_file, &sharding).context("writing results.json")
+        })
+        .await?;
+        results.toxiproxy = ended.toxiproxy.unwrap_or_default();
+        ended.end
+    } else {
+        sequential(&args, cfg, launch_config, &batches, &selected, &mut results, &results_file, &sharding, &interrupts)
+            .await?
+    };
     results.finished_at = now();
     if let runner::SuiteEnd::Interrupted { during } = end {
         let _ = results.write_with(&results_file, &sharding);
@@ -456,7 +446,6 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         );
     }
     results.write_with(&results_file, &sharding).context("writing results.json")?;
-    drop(launched);
     println!();
     for s in &results.scenarios {
         println!(
@@ -491,6 +480,84 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit_code(&results, args.fail_on)))
 }
 
+/// The scenarios one after another on one Toxiproxy server (and, with --network netns, the
+/// run's one fabric): repetitions until one fails, shrinking after a failure.
+#[allow(clippy::too_many_arguments)]
+async fn sequential(
+    args: &ChaosArgs,
+    mut cfg: SuiteConfig,
+    launch_config: LaunchConfig,
+    batches: &[Batch],
+    selected: &[Scenario],
+    results: &mut Results,
+    results_file: &Path,
+    sharding: &Sharding,
+    interrupts: &tokio::sync::Mutex<super::Interrupts>,
+) -> anyhow::Result<runner::SuiteEnd> {
+    let via = InvokedAs::from_env();
+    let launch = launcher::launch(&launch_config);
+    // Dropping a half-started launch stops the server it started.
+    let launched = tokio::select! {
+        l = launch => l.map_err(|e| super::launch_error(e, via, "chaos", "--toxiproxy-listen"))?,
+        _ = async { interrupts.lock().await.recv().await } => {
+            bail!("interrupted while starting Toxiproxy; nothing is left running")
+        }
+    };
+    progress(&format!("toxiproxy: {}", launched.kind));
+    results.toxiproxy = launched.kind.to_string();
+    let client = launched.client();
+    let mut end = runner::SuiteEnd::Finished;
+    // Groups (a scenario's repetitions) that stopped repeating at a run that did not pass.
+    let mut stopped: std::collections::BTreeSet<usize> = Default::default();
+    for b in batches {
+        if args.until_fail && stopped.contains(&b.group) {
+            continue;
+        }
+        cfg.seed = b.seed;
+        if let (Some(shard), [s]) = (args.shard, b.scenarios.as_slice()) {
+            let i = selected.iter().position(|x| x.name == s.name).unwrap_or_default();
+            progress(&format!("shard {shard}: {} is scenario {} of the {} selected", s.name, i + 1, selected.len()));
+        }
+        let before = results.scenarios.len();
+        end = runner::run_suite(
+            &cfg,
+            &client,
+            &b.scenarios,
+            &progress,
+            &mut |r| {
+                results.scenarios.push(r);
+                results.write_with(results_file, sharding).context("writing results.json")
+            },
+            async { interrupts.lock().await.recv().await },
+        )
+        .await?;
+        if end != runner::SuiteEnd::Finished {
+            break;
+        }
+        if results.scenarios[before..].iter().any(|r| r.verdict > Verdict::NotApplicable) {
+            stopped.insert(b.group);
+        }
+        if args.shrink_budget > 0 {
+            if let [scenario] = b.scenarios.as_slice() {
+                let last = results.scenarios.len() - 1;
+                let interrupted = std::cell::Cell::new(false);
+                let shrunk =
+                    shrink(args, &cfg, &client, scenario, &results.scenarios[last], interrupts, &interrupted).await;
+                if interrupted.get() {
+                    end = runner::SuiteEnd::Interrupted { during: format!("shrinking {}", scenario.name) };
+                    break;
+                }
+                if let Some(shrunk) = shrunk {
+                    results.scenarios[last].shrunk = Some(shrunk);
+                    results.write_with(results_file, sharding).context("writing results.json")?;
+                }
+            }
+        }
+    }
+    drop(launched);
+    Ok(end)
+}
+
 /// `s` as a soak of about `d`: a generated schedule with as many faults as fit on average.
 fn soaked(s: &Scenario, d: Duration) -> anyhow::Result<Scenario> {
     use crate::scenario::Timing;
@@ -514,15 +581,15 @@ struct Batch {
     group: usize,
 }
 
-/// The suites to run. A whole run is one suite. A shard, a repetition or a shrinking run goes
-/// one scenario at a time, each seeded as in the whole run (run seed + its index in the
+/// The suites to run. A whole run is one suite. A shard, a repetition, a shrinking run or
+/// jobs side by side go one scenario at a time, each seeded as in the whole run (run seed + its index in the
 /// selection, + 1009 per repetition after the first), so it does what it would there.
 fn batches(args: &ChaosArgs, chosen: &[(usize, Scenario)], seed: u64) -> Vec<Batch> {
     let runs = match (args.until_fail, args.repeat) {
         (true, 1) => 100,
         (_, n) => n,
     };
-    if args.shard.is_none() && runs == 1 && args.shrink_budget == 0 {
+    if args.shard.is_none() && runs == 1 && args.shrink_budget == 0 && args.jobs == 1 {
         return vec![Batch { seed, scenarios: chosen.iter().map(|(_, s)| s.clone()).collect(), group: 0 }];
     }
     let mut out = Vec::new();
@@ -534,6 +601,29 @@ fn batches(args: &ChaosArgs, chosen: &[(usize, Scenario)], seed: u64) -> Vec<Bat
         }
     }
     out
+}
+
+/// `--jobs N` above 1 needs namespaces (Chronik's fixed ports) and cannot decide the next run
+/// from the last one.
+fn check_jobs(args: &ChaosArgs) -> anyhow::Result<()> {
+    if args.jobs == 1 {
+        return Ok(());
+    }
+    if args.network != NetworkMode::Netns {
+        bail!(
+            "--jobs {} runs clusters side by side, which needs --network netns: Chronik binds fixed ports \
+             (admin 10000+id, metrics 13000+id, unified API 6091+id), so on one loopback only one cluster \
+             can run at a time; add --network netns (Linux, root) or drop --jobs",
+            args.jobs
+        );
+    }
+    if args.until_fail {
+        bail!("--until-fail stops at the first run that does not pass, so it runs one at a time: drop --jobs");
+    }
+    if args.shrink_budget > 0 {
+        bail!("--shrink-budget runs smaller schedules one after another on what the last run found: drop --jobs");
+    }
+    Ok(())
 }
 
 /// Shrinks a generated schedule that FAILed or HUNG: smaller schedules, replayed on the same

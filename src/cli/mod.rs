@@ -4,6 +4,7 @@ mod chaos;
 mod check;
 mod cluster;
 mod comment;
+mod jobs;
 mod merge;
 mod replay;
 mod report;

@@ -1,5 +1,5 @@
-//! The network-namespace substrate for `--network netns` (issue 15; no runner integration
-//! yet): a per-run [`Fabric`] (bridge and host addresses in the root namespace), one
+//! The network-namespace substrate for `--network netns` (used by `cluster::net` in runs, one
+//! fabric per run or per `--jobs` lane): a per-run [`Fabric`] (bridge and host addresses in the root namespace), one
 //! [`NodeNet`] per node (namespace, veth, address, nftables table), processes started inside a
 //! namespace ([`NetnsEnter`]), IP-layer faults with kernel counters ([`IpFault`]), tc tbf
 //! bandwidth, netem detection, the privilege check and the sweep of a killed run's leftovers.
@@ -9,7 +9,8 @@
 //! It shells out to `ip`, `nft` and `tc` with `std::process::Command` (one argv entry per
 //! argument, never a command line built with `format!`; nftables commands go in as JSON on
 //! stdin) and reads state back from their JSON output (`ip -j`, `nft -j`, `tc -j`) with serde.
-//! These calls block for milliseconds; async callers run them on a blocking thread.
+//! These calls block for milliseconds; the runner makes them on its async threads (a few per
+//! fault).
 
 mod cmd;
 pub mod exec;
