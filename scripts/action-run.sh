@@ -3,7 +3,7 @@
 #   names    the comment id and artifact name, derived per job (and matrix leg) unless given;
 #   run      `cargo xtask chaos` (against Chronik, or `--stand-in`), with no GitHub token in its
 #            environment (Chronik's build scripts and the nodes run under it), and no comment
-#            or job summary;
+#            or job summary; with network netns, `--sudo`: the harness alone runs as root;
 #   publish  the job summary and the sticky PR comment, with the token, by the harness the run
 #            step built.
 # No mode is `run`. Every input arrives through the environment (never interpolated into the
@@ -194,7 +194,27 @@ run() {
     any | safety | never) fail_on="${CHAOS_FAIL_ON:-any}" ;;
     *) fail "fail-on must be any, safety or never, not '$CHAOS_FAIL_ON'" ;;
   esac
+  # network netns needs root: `--sudo` runs the harness alone through sudo (GitHub's runners
+  # have passwordless sudo), never cargo or Chronik's build, and gives the output back.
+  local network="${CHAOS_NETWORK:-proxy}" jobs="${CHAOS_JOBS:-1}"
+  case "$network" in
+    proxy | netns) ;;
+    *) fail "network must be proxy or netns, not '$network'" ;;
+  esac
+  [[ "$jobs" =~ ^([1-9]|1[0-6])$ ]] || fail "jobs must be a whole number from 1 to 16, not '$jobs'"
+  if [ "$jobs" -gt 1 ] && [ "$network" != netns ]; then
+    fail "jobs above 1 needs network: netns"
+  fi
+  if [ "$network" = netns ]; then
+    args+=(--sudo)
+  fi
   args+=(-- --fail-on "$fail_on")
+  if [ "$network" = netns ]; then
+    args+=(--network netns)
+  fi
+  if [ "$jobs" -gt 1 ]; then
+    args+=(--jobs "$jobs")
+  fi
   if [ -n "${CHAOS_SHARD:-}" ]; then
     [[ "$CHAOS_SHARD" =~ ^[1-9][0-9]*/[1-9][0-9]*$ ]] || fail "shard must be K/N (e.g. 2/4), not '$CHAOS_SHARD'"
     [ -n "${CHAOS_SEED:-}" ] || fail "shard needs seed: every shard of one run must use the same seed"

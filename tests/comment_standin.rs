@@ -1170,6 +1170,91 @@ async fn action_stand_in_runs_without_chronik_and_gives_the_bug_to_the_run_step_
     }
 }
 
+/// The arguments the fake `cargo` of [`fake_cargo`] was given last, split at the first `--`:
+/// xtask's flags, then the binary's.
+fn cargo_args_split(seen: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let args: Vec<String> =
+        std::fs::read_to_string(seen.with_extension("args")).unwrap().lines().map(String::from).collect();
+    let at = args.iter().position(|a| a == "--").unwrap_or_else(|| panic!("no `--` in {args:?}"));
+    (args[..at].to_vec(), args[at + 1..].to_vec())
+}
+
+#[tokio::test]
+async fn action_network_netns_runs_the_harness_under_sudo_and_jobs_go_to_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, seen, action) = fake_cargo(dir.path(), 0);
+    let base = [
+        ("GITHUB_ACTION_PATH", action.to_str().unwrap()),
+        ("GITHUB_WORKSPACE", dir.path().to_str().unwrap()),
+        ("CHAOS_OUT", "out"),
+        ("CHAOS_STAND_IN", "true"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut env: Vec<(&str, &str)> = base.to_vec();
+        env.extend_from_slice(extra);
+        env
+    };
+    let pair = |args: &[String], a: &str, b: &str| args.windows(2).any(|w| w[0] == a && w[1] == b);
+
+    // netns: xtask's --sudo before `--`, the network and the jobs after it, for the binary.
+    let (out, _) = run_script("run", &with(&[("CHAOS_NETWORK", "netns"), ("CHAOS_JOBS", "2")]), Some(&fake)).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let (xtask, binary) = cargo_args_split(&seen);
+    assert!(xtask.iter().any(|a| a == "--sudo"), "{xtask:?}");
+    assert!(!binary.iter().any(|a| a == "--sudo"), "{binary:?}");
+    assert!(pair(&binary, "--network", "netns") && pair(&binary, "--jobs", "2"), "{binary:?}");
+    assert!(!xtask.iter().any(|a| a == "--network" || a == "--jobs"), "{xtask:?}");
+
+    // netns alone: one job is the binary's default, so no --jobs.
+    let (out, _) = run_script("run", &with(&[("CHAOS_NETWORK", "netns"), ("CHAOS_JOBS", "1")]), Some(&fake)).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let (xtask, binary) = cargo_args_split(&seen);
+    assert!(xtask.iter().any(|a| a == "--sudo") && pair(&binary, "--network", "netns"), "{xtask:?} {binary:?}");
+    assert!(!binary.iter().any(|a| a == "--jobs"), "{binary:?}");
+
+    // The defaults (the inputs' own, and unset): no sudo, no network, no jobs.
+    for defaults in [&[("CHAOS_NETWORK", "proxy"), ("CHAOS_JOBS", "1")][..], &[]] {
+        let (out, _) = run_script("run", &with(defaults), Some(&fake)).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        let (xtask, binary) = cargo_args_split(&seen);
+        let all: Vec<&String> = xtask.iter().chain(&binary).collect();
+        assert!(!all.iter().any(|a| ["--sudo", "--network", "--jobs"].contains(&a.as_str())), "{all:?}");
+    }
+
+    // Bad inputs stop the step with exit 2 before cargo runs.
+    for (bad, says) in [
+        (&[("CHAOS_NETWORK", "x")][..], "network must be proxy or netns, not 'x'"),
+        (&[("CHAOS_NETWORK", "netns"), ("CHAOS_JOBS", "0")][..], "jobs must be a whole number from 1 to 16, not '0'"),
+        (&[("CHAOS_NETWORK", "netns"), ("CHAOS_JOBS", "17")][..], "jobs must be a whole number from 1 to 16, not '17'"),
+        (
+            &[("CHAOS_NETWORK", "netns"), ("CHAOS_JOBS", "two")][..],
+            "jobs must be a whole number from 1 to 16, not 'two'",
+        ),
+        (&[("CHAOS_NETWORK", "netns"), ("CHAOS_JOBS", "02")][..], "jobs must be a whole number from 1 to 16, not '02'"),
+        (&[("CHAOS_JOBS", "2")][..], "jobs above 1 needs network: netns"),
+        (&[("CHAOS_NETWORK", "proxy"), ("CHAOS_JOBS", "3")][..], "jobs above 1 needs network: netns"),
+    ] {
+        let _ = std::fs::remove_file(seen.with_extension("args"));
+        let (out, _) = run_script("run", &with(bad), Some(&fake)).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stdout}");
+        assert!(stdout.contains("::error title=chronik-chaos::") && stdout.contains(says), "{bad:?}: {stdout}");
+        assert!(!seen.with_extension("args").exists(), "{bad:?}: cargo ran");
+    }
+
+    // action.yml hands both inputs to the run step through env:, and installs nftables for netns.
+    let action_yml =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
+    let steps: Vec<&str> = action_yml.split_once("\n  steps:\n").expect("runs.steps").1.split("\n    - ").collect();
+    let run = steps.iter().find(|s| s.contains("action-run.sh\" run")).expect("the run step");
+    assert!(
+        run.contains("CHAOS_NETWORK: ${{ inputs.network }}") && run.contains("CHAOS_JOBS: ${{ inputs.jobs }}"),
+        "{run}"
+    );
+    let install = steps.iter().find(|s| s.contains("apt-get install")).expect("the install step");
+    assert!(install.contains("inputs.network == 'netns'") && install.contains("nftables"), "{install}");
+}
+
 #[tokio::test]
 async fn action_yml_gives_the_token_to_the_publish_step_only() {
     let action = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();

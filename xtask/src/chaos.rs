@@ -57,6 +57,14 @@ pub struct Chaos {
     /// List the scenarios and exit (no Chronik needed).
     #[arg(long)]
     list: bool,
+    /// Run the harness as root through `sudo -n --preserve-env`, for what needs root (`--
+    /// --network netns`) as a user with passwordless sudo, such as on GitHub's runners. Only the
+    /// harness runs as root (the request check and the run), never cargo or the Chronik build;
+    /// after each run the output directory is given back to this user (`sudo chown -R`). sudo
+    /// sets PATH to its secure_path: name a real Toxiproxy with --toxiproxy-bin or TOXIPROXY_BIN.
+    /// As root, a no-op.
+    #[arg(long)]
+    sudo: bool,
     /// Further flags for `chronik-chaos chaos`, after `--` (`cargo xtask chaos -- --help` lists
     /// them and does nothing else).
     #[arg(last = true, value_name = "ARGS")]
@@ -105,6 +113,7 @@ impl Chaos {
             .map(|o| crate::absolute(o))
             .unwrap_or_else(|| crate::target_dir().join("chronik-chaos/run"));
         common.extend(["--out".into(), out.display().to_string()]);
+        let sudo = if self.sudo { crate::Sudo::resolve(&out)? } else { None };
         if let Some(t) = &self.toxiproxy_bin {
             common.extend(["--toxiproxy-bin".into(), crate::absolute(t).display().to_string()]);
         }
@@ -120,7 +129,7 @@ impl Chaos {
         let harness = &built[0];
         let mut check = common.clone();
         check.push("--dry-run".into());
-        if crate::run_harness(harness, &check, INVOKED_AS)? != 0 {
+        if crate::run_harness(harness, &check, INVOKED_AS, sudo.as_ref())? != 0 {
             return Ok(2);
         }
 
@@ -137,7 +146,7 @@ impl Chaos {
         };
         let mut args = common;
         args.extend(["--chronik-bin".into(), chronik.display().to_string()]);
-        crate::run_harness(harness, &args, INVOKED_AS)
+        crate::run_harness(harness, &args, INVOKED_AS, sudo.as_ref())
     }
 }
 

@@ -213,17 +213,44 @@ fn build_harness(bins: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
 /// Builds the harness and runs it with `args`; see [`run_harness`].
 fn run_chaos_binary(args: &[String], invoked_as: &str) -> anyhow::Result<u8> {
     let bin = build_harness(&[HARNESS])?.remove(0);
-    run_harness(&bin, args, invoked_as)
+    run_harness(&bin, args, invoked_as, None)
 }
 
 /// Runs the harness `bin` with `args` in the project root and returns its exit code.
 /// `invoked_as` (e.g. `cargo xtask chaos`) goes to `CHRONIK_CHAOS_INVOKED_AS`, so the hints the
-/// binary prints name flags as that command takes them.
-fn run_harness(bin: &Path, args: &[String], invoked_as: &str) -> anyhow::Result<u8> {
-    let mut cmd = clean_command(Command::new(bin));
-    cmd.args(args).current_dir(project_root()).env("CHRONIK_CHAOS_INVOKED_AS", invoked_as);
-    let status = run_child(cmd).with_context(|| format!("running {}", bin.display()))?;
+/// binary prints name flags as that command takes them. With `sudo`, the harness runs as root
+/// through sudo, and once it has ended (whatever its exit code, also after a signal) its output
+/// directory is given back to xtask's user.
+fn run_harness(bin: &Path, args: &[String], invoked_as: &str, sudo: Option<&Sudo>) -> anyhow::Result<u8> {
+    let (program, argv) = harness_command(bin, args, sudo.is_some(), is_root());
+    let mut cmd = clean_command(Command::new(&program));
+    cmd.args(&argv).current_dir(project_root()).env("CHRONIK_CHAOS_INVOKED_AS", invoked_as);
+    let via_sudo = program == "sudo";
+    if via_sudo {
+        eprintln!("xtask: --sudo: sudo -n --preserve-env -- {} {}", bin.display(), args.join(" "));
+    }
+    CHILD_VIA_SUDO.store(via_sudo, Ordering::SeqCst);
+    let status = run_child(cmd);
+    CHILD_VIA_SUDO.store(false, Ordering::SeqCst);
+    if let Some(sudo) = sudo {
+        sudo.give_back();
+    }
+    let status = status.with_context(|| format!("running {}", bin.display()))?;
     Ok(exit_code(status))
+}
+
+/// The program and arguments that run the harness `bin` with `args`: the binary itself, or,
+/// with `sudo` when not already root, `sudo -n --preserve-env -- BIN ARGS...` (`-n`: fail at
+/// once, with sudo's message, where a password would be asked for; `--preserve-env`: the
+/// harness needs TOXIPROXY_BIN, CHRONIK_CHAOS_INVOKED_AS, STAND_IN_BUG, GITHUB_OUTPUT, ...).
+fn harness_command(bin: &Path, args: &[String], sudo: bool, is_root: bool) -> (OsString, Vec<OsString>) {
+    let args = args.iter().map(OsString::from);
+    if sudo && !is_root {
+        let sudo_args = ["-n", "--preserve-env", "--"].into_iter().map(OsString::from);
+        (OsString::from("sudo"), sudo_args.chain([bin.as_os_str().to_owned()]).chain(args).collect())
+    } else {
+        (bin.as_os_str().to_owned(), args.collect())
+    }
 }
 
 /// The exit code xtask passes on for a child's `status`: its own, or 2 when a signal ended it.
@@ -238,6 +265,86 @@ fn exit_code(status: ExitStatus) -> u8 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The harness as root through sudo (`cargo xtask chaos --sudo`), for what needs root
+// (`--network netns`) on a machine where this user has passwordless sudo (GitHub's runners).
+// Only the harness runs as root: cargo, the Chronik build and xtask itself stay this user's.
+
+/// What to do when sudo cannot be used.
+const SUDO_WHAT_TO_DO: &str = "run as root, or allow passwordless sudo, or drop --sudo and --network netns";
+
+/// `--sudo` resolved: the harness runs as root through sudo, and `out` (its output directory) is
+/// given back to xtask's user (`uid`:`gid`) after each run.
+#[derive(Debug)]
+struct Sudo {
+    out: PathBuf,
+    uid: u32,
+    gid: u32,
+}
+
+impl Sudo {
+    /// `--sudo` for a harness writing to `out`. As root: None, with a note (the harness already
+    /// has every privilege). Otherwise checks that sudo runs, without a password, with the
+    /// environment kept, and creates `out` as this user, so that no directory above it becomes
+    /// root's.
+    fn resolve(out: &Path) -> anyhow::Result<Option<Sudo>> {
+        if is_root() {
+            eprintln!("xtask: --sudo: already root, the harness runs as it is");
+            return Ok(None);
+        }
+        check_not_interrupted()?;
+        eprintln!("xtask: --sudo: sudo -n --preserve-env -- true (can the harness run as root?)");
+        let probe = Command::new("sudo").args(["-n", "--preserve-env", "--", "true"]).stdin(Stdio::null()).output();
+        match probe {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("--sudo: sudo is not installed; {SUDO_WHAT_TO_DO}")
+            }
+            Err(e) => bail!("--sudo: cannot start sudo ({e}); {SUDO_WHAT_TO_DO}"),
+            Ok(o) if !o.status.success() => {
+                let said = String::from_utf8_lossy(&o.stderr);
+                let said = said.trim();
+                let said = if said.is_empty() { "no message" } else { said };
+                bail!(
+                    "--sudo: sudo cannot run the harness as root here (`sudo -n --preserve-env -- true` said: \
+                     {said}); {SUDO_WHAT_TO_DO}"
+                )
+            }
+            Ok(_) => {}
+        }
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("--sudo: cannot create the output directory {}", out.display()))?;
+        // SAFETY: getuid and getgid cannot fail and have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Ok(Some(Sudo { out: out.to_path_buf(), uid, gid }))
+    }
+
+    /// `sudo -n chown -R UID:GID OUT`: what the harness wrote as root becomes this user's again.
+    /// A failure is a warning (the run's exit code stands), naming the command to run by hand.
+    fn give_back(&self) {
+        if !self.out.exists() {
+            return;
+        }
+        let owner = format!("{}:{}", self.uid, self.gid);
+        eprintln!("xtask: --sudo: sudo -n chown -R {owner} {}", self.out.display());
+        let status =
+            Command::new("sudo").args(["-n", "chown", "-R", &owner, "--"]).arg(&self.out).stdin(Stdio::null()).status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => eprintln!(
+                "xtask: warning: giving {} back to {owner} failed ({s}); run `sudo chown -R {owner} {}`",
+                self.out.display(),
+                self.out.display()
+            ),
+            Err(e) => eprintln!("xtask: warning: giving {} back to {owner} failed ({e})", self.out.display()),
+        }
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Signals. `cargo run` execs xtask, so xtask is the process the shell waits for: it must not
 // die before the harness has torn down what it started.
 
@@ -249,6 +356,12 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static SPAWNING: AtomicBool = AtomicBool::new(false);
 /// A signal that arrived while SPAWNING, forwarded once the child's pid is known.
 static PENDING: AtomicI32 = AtomicI32::new(0);
+/// True while the child is `sudo` (`cargo xtask chaos --sudo`). Signals reach the harness the
+/// same way: sudo relays those it receives to the command it runs, SIGINT too when, as here, a
+/// process sent it (sudo(8), "Signal handling"). The invoking user may signal sudo since sudo
+/// 1.9.4, which keeps the user's real uid until it runs the command; older versions make
+/// themselves root in every uid first, and kill(2) then fails with EPERM, which is said.
+static CHILD_VIA_SUDO: AtomicBool = AtomicBool::new(false);
 
 /// SIGINT from the terminal went to the whole foreground process group, the running child
 /// included: xtask only waits for the child. SIGTERM, and SIGINT from a process (`kill -INT`,
@@ -263,15 +376,31 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
         return;
     }
     let child = CHILD.load(Ordering::SeqCst);
-    // SAFETY: kill, signal and raise are async-signal-safe.
-    unsafe {
-        if child > 0 {
-            libc::kill(child, sig);
-        } else if SPAWNING.load(Ordering::SeqCst) {
-            PENDING.store(sig, Ordering::SeqCst);
-        } else {
+    if child > 0 {
+        forward(child, sig);
+    } else if SPAWNING.load(Ordering::SeqCst) {
+        PENDING.store(sig, Ordering::SeqCst);
+    } else {
+        // SAFETY: signal and raise are async-signal-safe.
+        unsafe {
             libc::signal(sig, libc::SIG_DFL);
             libc::raise(sig);
+        }
+    }
+}
+
+/// Sends `sig` to `child`; says so when a child started through sudo could not be signalled
+/// (see [`CHILD_VIA_SUDO`]). Async-signal-safe.
+fn forward(child: libc::c_int, sig: libc::c_int) {
+    const REFUSED: &[u8] = b"xtask: sudo refused the signal (sudo older than 1.9.4 cannot be signalled by \
+        its user); the harness keeps running: stop it with `sudo kill`\n";
+    // SAFETY: kill and write are async-signal-safe, and so is reading errno (no allocation);
+    // REFUSED is a static buffer of that length.
+    unsafe {
+        let refused =
+            libc::kill(child, sig) != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if refused && CHILD_VIA_SUDO.load(Ordering::SeqCst) {
+            libc::write(libc::STDERR_FILENO, REFUSED.as_ptr().cast(), REFUSED.len());
         }
     }
 }
@@ -324,10 +453,7 @@ fn spawn_child(cmd: &mut Command) -> anyhow::Result<Child> {
     SPAWNING.store(false, Ordering::SeqCst);
     let pending = PENDING.swap(0, Ordering::SeqCst);
     match &spawned {
-        // SAFETY: kill has no memory-safety preconditions.
-        Ok(child) if pending != 0 => unsafe {
-            libc::kill(child.id() as i32, pending);
-        },
+        Ok(child) if pending != 0 => forward(child.id() as i32, pending),
         _ => {}
     }
     spawned.with_context(|| format!("starting {}", cmd.get_program().to_string_lossy()))
@@ -375,6 +501,37 @@ mod tests {
         ] {
             assert!(set_by_cargo_for_a_crate(dropped), "{dropped} must not reach nested cargo");
         }
+    }
+
+    #[test]
+    fn sudo_runs_only_the_harness_and_only_when_not_root() {
+        fn check(sudo: bool, is_root: bool, expected: &[&str]) {
+            let args = ["chaos".to_string(), "--out".into(), "/tmp/out dir".into(), "--network".into(), "netns".into()];
+            let (program, argv) = harness_command(Path::new("/t/chronik-chaos"), &args, sudo, is_root);
+            let mut got = vec![program.to_str().unwrap().to_string()];
+            got.extend(argv.iter().map(|a| a.to_str().unwrap().to_string()));
+            assert_eq!(got, expected, "sudo {sudo}, root {is_root}");
+        }
+        let plain = ["/t/chronik-chaos", "chaos", "--out", "/tmp/out dir", "--network", "netns"];
+        check(
+            true,
+            false,
+            &[
+                "sudo",
+                "-n",
+                "--preserve-env",
+                "--",
+                "/t/chronik-chaos",
+                "chaos",
+                "--out",
+                "/tmp/out dir",
+                "--network",
+                "netns",
+            ],
+        );
+        check(true, true, &plain);
+        check(false, false, &plain);
+        check(false, true, &plain);
     }
 
     #[test]
