@@ -610,7 +610,10 @@ async fn create_topic_with_retry(wl: &WorkloadConfig, within: Duration, say: &dy
 /// decides how many of these live counts to show: all in place on a terminal, fewer in logs).
 pub(crate) async fn tick(d: Duration, phase: &str, rec: &Recorder, say: &dyn Fn(&str)) {
     let end = Instant::now() + d;
-    say(&format!("{phase} {:.0} s", d.as_secs_f64()));
+    // What is left of a phase after a fault's heal ran over it is not worth a line.
+    if d >= Duration::from_millis(500) {
+        say(&format!("{phase} {:.0} s", d.as_secs_f64()));
+    }
     while Instant::now() < end {
         let left = end - Instant::now();
         tokio::time::sleep(left.min(Duration::from_secs(1))).await;
