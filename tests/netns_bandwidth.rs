@@ -195,7 +195,7 @@ async fn netns_ip_inter_node_bandwidth_is_proven_by_tbf_counters_and_leaves_noth
     assert_eq!(r.verdict, Verdict::Pass, "{:#?}", (&r.explanation, f));
     assert!(f.proven, "{f:?}");
     // Proven by the kernel: the tbfs held traffic back (or dropped some) during the hold.
-    let line = f.evidence.iter().find(|e| e.starts_with("IP-layer bandwidth at 16000 B/s")).expect("tbf evidence");
+    let line = f.evidence.iter().find(|e| e.starts_with("IP-layer bandwidth at 1000 B/s")).expect("tbf evidence");
     let held = number_before(line, "times (overlimits)").unwrap();
     let dropped = number_before(line, "packets dropped").unwrap();
     assert!(held + dropped > 0, "{line}");
@@ -205,7 +205,7 @@ async fn netns_ip_inter_node_bandwidth_is_proven_by_tbf_counters_and_leaves_noth
         assert!(line.contains(&format!("n{n} to peers (eth0): ")), "{line}");
         assert!(line.contains(&format!("n{n} from peers ({run}-h{n}): ")), "{line}");
     }
-    assert!(f.evidence.iter().any(|e| e.starts_with("in place: tc tbf at 16000 B/s")), "{f:?}");
+    assert!(f.evidence.iter().any(|e| e.starts_with("in place: tc tbf at 1000 B/s")), "{f:?}");
     // Heal removed every limit, read back from tc.
     let healed = f.evidence.iter().find(|e| e.starts_with("removed: the bandwidth limits of 6 veth end(s)"));
     assert!(healed.is_some_and(|e| e.contains("none is shaped")), "{f:?}");

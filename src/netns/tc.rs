@@ -85,10 +85,15 @@ impl QdiscStats {
     }
 }
 
+/// The smallest tbf bucket: two full Ethernet frames. A larger (GSO) packet is cut into
+/// segments by tbf itself, so a small bucket passes everything, and at low rates a burst the
+/// size of the traffic's own (Chronik's inter-node traffic is a few KB/s) still meets the limit.
+const MIN_BURST: u64 = 2 * 1514;
+
 /// The `tc ... root tbf ...` arguments for a rate in bits per second: a burst of 10 ms at that
-/// rate (at least 16 KiB, so one GSO segment fits) and at most 200 ms of queue.
+/// rate (at least [`MIN_BURST`]) and at most 200 ms of queue.
 pub(crate) fn tbf_args(rate_bits_per_sec: u64) -> Vec<String> {
-    let burst = (rate_bits_per_sec / 8 / 100).max(16 * 1024);
+    let burst = (rate_bits_per_sec / 8 / 100).max(MIN_BURST);
     vec![
         "tbf".into(),
         "rate".into(),
@@ -418,7 +423,9 @@ mod tests {
         let plain: Vec<Qdisc> =
             serde_json::from_str(r#"[{"kind":"noqueue","handle":"0:","root":true,"refcnt":2,"options":{}}]"#).unwrap();
         assert_eq!(plain[0].options, QdiscOptions::default());
-        assert_eq!(tbf_args(4_000_000), ["tbf", "rate", "4000000bit", "burst", "16384", "latency", "200ms"]);
+        assert_eq!(tbf_args(4_000_000), ["tbf", "rate", "4000000bit", "burst", "5000", "latency", "200ms"]);
+        // At low rates the bucket is two full frames, not 10 ms of traffic.
+        assert_eq!(tbf_args(8_000), ["tbf", "rate", "8000bit", "burst", "3028", "latency", "200ms"]);
         assert_eq!(tbf_args(100_000_000)[4], "125000");
     }
 
@@ -504,7 +511,7 @@ mod tests {
             [
                 "qdisc replace dev eth0 root handle 1: htb default 0",
                 "class add dev eth0 parent 1: classid 1:1 htb rate 10gbit ceil 10gbit burst 1m cburst 1m quantum 60000",
-                "qdisc add dev eth0 parent 1:1 handle 10: tbf rate 512000bit burst 16384 latency 200ms",
+                "qdisc add dev eth0 parent 1:1 handle 10: tbf rate 512000bit burst 3028 latency 200ms",
                 "filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.1.2.12/32 flowid 1:1",
                 "filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.1.2.102/32 flowid 1:1",
             ]
