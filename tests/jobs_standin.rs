@@ -1,7 +1,8 @@
 //! `chaos --jobs N` with stand-in nodes (`chronik-stand-in-node`, not Chronik) and the embedded
 //! Toxiproxy: scenarios side by side, each job on its own network namespaces and Toxiproxy,
 //! give the results (names, order, seeds, verdicts) of a sequential run with the same seed and
-//! leave nothing behind; Ctrl-C stops every job's cluster and network; `--jobs` without
+//! leave nothing behind; Ctrl-C stops every job's cluster and network; a dry run checks every
+//! job's Toxiproxy API port; `--jobs` without
 //! `--network netns`, or with a flag that decides one run from the last, is refused before
 //! anything starts. The `netns_*` tests need root with `ip`, `tc` and `nft` (`.ci/run` skips
 //! them by name otherwise).
@@ -57,9 +58,14 @@ kind = "kill"
 target = "follower"
 "#;
 
-/// A `chaos` command on the stand-in with the suite above, its own Toxiproxy API port and
+/// A `chaos` command on the stand-in with the suite above, its own Toxiproxy API ports and
 /// output directory.
 fn chaos(dir: &Path, out: &str, extra: &[&str]) -> Command {
+    chaos_at(dir, out, free_api_base(), extra)
+}
+
+/// As [`chaos`], with the first Toxiproxy API at `api`.
+fn chaos_at(dir: &Path, out: &str, api: std::net::SocketAddr, extra: &[&str]) -> Command {
     let file = dir.join("suite.toml");
     std::fs::write(&file, SUITE).unwrap();
     let mut cmd = Command::new(CHAOS);
@@ -68,7 +74,7 @@ fn chaos(dir: &Path, out: &str, extra: &[&str]) -> Command {
         .arg(&file)
         .args(["--scenario", "quiet", "--scenario", "isolate", "--scenario", "kill-follower"])
         .arg("--toxiproxy-listen")
-        .arg(free_api_base().to_string())
+        .arg(api.to_string())
         .arg("--out")
         .arg(dir.join(out))
         .args(extra)
@@ -224,4 +230,30 @@ fn jobs_are_refused_before_anything_starts_without_netns_or_with_a_one_at_a_time
         assert!(stderr.contains(needed) && stderr.contains("--jobs"), "{extra:?}: {stderr}");
         assert!(!dir.path().join("out").exists(), "{extra:?}: nothing started");
     }
+}
+
+#[test]
+#[ignore = "needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and ip, tc, nft"]
+fn netns_a_dry_run_with_jobs_checks_every_jobs_toxiproxy_port() {
+    chronik_chaos::netns::check_privileges().expect("needs root and ip, tc, nft");
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_api_base();
+    let dry =
+        |dir: &Path| chaos_at(dir, "out", api, &["--network", "netns", "--jobs", "3", "--dry-run"]).output().unwrap();
+    let free = dry(dir.path());
+    let text = support::text(&free);
+    assert_eq!(free.status.code(), Some(0), "{text}");
+    let ports = format!("API ports {} to {}", api.port(), api.port() + 2);
+    assert!(text.contains("jobs: 3 side by side") && text.contains(&ports), "{text}");
+    // Job 2's API port taken: named, with the flag that moves it.
+    let taken = std::net::SocketAddr::new(api.ip(), api.port() + 1);
+    let _holder = std::net::TcpListener::bind(taken).unwrap();
+    let busy = dry(dir.path());
+    let text = support::text(&busy);
+    assert_eq!(busy.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!("port {taken} (job 2's Toxiproxy API")) && text.contains("--toxiproxy-listen"),
+        "{text}"
+    );
+    assert!(!dir.path().join("out").join("results.json").exists(), "a dry run runs nothing");
 }

@@ -322,6 +322,25 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
                 args.toxiproxy_listen
             ),
         }
+        if args.jobs > 1 {
+            for lane in 1..args.jobs {
+                let api =
+                    SocketAddr::new(args.toxiproxy_listen.ip(), args.toxiproxy_listen.port().saturating_add(lane));
+                if let Some(holder) = crate::os::port_holder(api) {
+                    bail!(
+                        "port {api} (job {}'s Toxiproxy API: --toxiproxy-listen + {lane}) is taken, {holder}; choose \
+                         another --toxiproxy-listen",
+                        lane + 1
+                    );
+                }
+            }
+            println!(
+                "jobs: {} side by side, each with its own network and Toxiproxy (API ports {} to {})",
+                args.jobs,
+                args.toxiproxy_listen.port(),
+                args.toxiproxy_listen.port().saturating_add(args.jobs - 1)
+            );
+        }
         println!("output: {}", out.display());
         return Ok(ExitCode::from(EXIT_OK));
     }
