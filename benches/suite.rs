@@ -141,7 +141,10 @@ fn main() -> ExitCode {
     for &jobs in &args.jobs {
         println!("running --jobs {jobs} …");
         match run_once(&args, &chronik, jobs, &dir.path().join(format!("jobs-{jobs}"))) {
-            Ok(r) => runs.push(r),
+            Ok(r) => {
+                println!("  --jobs {jobs}: {:.1} s, {} scenario(s)", r.wall.as_secs_f64(), r.table.len());
+                runs.push(r)
+            }
             Err(e) => {
                 eprintln!("bench suite: {e}");
                 return ExitCode::from(2);
