@@ -12,9 +12,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use chronik_chaos::netns::{ip, STATE_DIR};
 use chronik_chaos::os;
 use chronik_chaos::results::Results;
 
@@ -118,20 +116,6 @@ fn node_pids(stdout: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Everything of run `run` still there: namespaces, links, nft tables, the state file.
-fn leftovers(run: &str) -> Vec<String> {
-    let mine = |n: &str| n == run || n.starts_with(&format!("{run}-"));
-    let mut out: Vec<String> = ip::netns_names().unwrap().into_iter().filter(|n| mine(n)).collect();
-    out.extend(ip::links().unwrap().into_iter().map(|l| l.ifname).filter(|n| mine(n)));
-    let tables = Command::new("nft").args(["list", "tables"]).output().unwrap();
-    out.extend(String::from_utf8_lossy(&tables.stdout).lines().filter(|l| l.contains(run)).map(str::to_string));
-    let state = Path::new(STATE_DIR).join(format!("{run}.json"));
-    if state.exists() {
-        out.push(state.display().to_string());
-    }
-    out
-}
-
 /// Name, seed and verdict of every scenario, in results order.
 fn table(results: &Results) -> Vec<(String, u64, String)> {
     results.scenarios.iter().map(|s| (s.name.clone(), s.seed, s.verdict.to_string())).collect()
@@ -168,7 +152,7 @@ fn netns_jobs_2_gives_the_sequential_results_and_leaves_nothing() {
     let side = dir.path().join("side-by-side");
     assert!(side.join("toxiproxy.log").exists() && side.join("toxiproxy-2.log").exists());
     for run in &runs {
-        assert_eq!(leftovers(run), Vec::<String>::new(), "run {run}");
+        assert_eq!(support::netns_leftovers(run), Vec::<String>::new(), "run {run}");
     }
 }
 
@@ -196,23 +180,13 @@ fn netns_ctrl_c_during_jobs_stops_every_cluster_and_leaves_nothing() {
     }
     let (runs, pids) = (runs_named(&seen), node_pids(&seen));
     assert_eq!((runs.len(), pids.len()), (2, 6), "{seen}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "the chaos process did not end after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = support::interrupt_and_wait(&mut child);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     let alive: Vec<u32> = pids.into_iter().filter(|p| os::pid_alive(*p)).collect();
     assert!(alive.is_empty(), "node processes left: {alive:?}");
     for run in &runs {
-        assert_eq!(leftovers(run), Vec::<String>::new(), "run {run}");
+        assert_eq!(support::netns_leftovers(run), Vec::<String>::new(), "run {run}");
     }
 }
 

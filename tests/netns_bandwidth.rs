@@ -11,14 +11,12 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chronik_chaos::cluster::net::Network;
 use chronik_chaos::netns::tc::QdiscStats;
-use chronik_chaos::netns::{ip, Direction, Fabric, NodeNet, Side, STATE_DIR};
+use chronik_chaos::netns::{Direction, Fabric, NodeNet, Side};
 use chronik_chaos::os;
 use chronik_chaos::runner::{self, SuiteConfig, SuiteEnd};
 use chronik_chaos::scenario;
@@ -27,21 +25,6 @@ use chronik_chaos::toxiproxy::server::EmbeddedServer;
 use chronik_chaos::verdict::Verdict;
 
 const NEEDS_ROOT: &str = "needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and ip, tc, nft";
-
-/// Everything of run `run` that is still there: namespaces, links (bridge, veths), nft
-/// tables, the state file.
-fn leftovers(run: &str) -> Vec<String> {
-    let mine = |n: &str| n == run || n.starts_with(&format!("{run}-"));
-    let mut out: Vec<String> = ip::netns_names().unwrap().into_iter().filter(|n| mine(n)).collect();
-    out.extend(ip::links().unwrap().into_iter().map(|l| l.ifname).filter(|n| mine(n)));
-    let tables = Command::new("nft").args(["list", "tables"]).output().unwrap();
-    out.extend(String::from_utf8_lossy(&tables.stdout).lines().filter(|l| l.contains(run)).map(str::to_string));
-    let state = Path::new(STATE_DIR).join(format!("{run}.json"));
-    if state.exists() {
-        out.push(state.display().to_string());
-    }
-    out
-}
 
 /// The node pids a scenario's progress named (`[name] nodes started (n1=… n2=… n3=…)`).
 fn node_pids(lines: &[String], scenario: &str) -> Vec<u32> {
@@ -176,8 +159,10 @@ async fn netns_ip_inter_node_bandwidth_is_proven_by_tbf_counters_and_leaves_noth
         &mut |r| {
             // After the scenario only the run's bridge and state file remain.
             let pids = node_pids(&lines.lock().unwrap(), &r.name);
-            let objects: Vec<String> =
-                leftovers(&run).into_iter().filter(|o| o != &format!("{run}-br") && !o.ends_with(".json")).collect();
+            let objects: Vec<String> = support::netns_leftovers(&run)
+                .into_iter()
+                .filter(|o| o != &format!("{run}-br") && !o.ends_with(".json"))
+                .collect();
             left.push((pids.len(), pids.into_iter().filter(|p| os::pid_alive(*p)).count(), objects));
             results.push(r);
             Ok(())
@@ -215,5 +200,5 @@ async fn netns_ip_inter_node_bandwidth_is_proven_by_tbf_counters_and_leaves_noth
 
     // The run's network goes with its last handle.
     drop(cfg);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(support::netns_leftovers(&run), Vec::<String>::new());
 }

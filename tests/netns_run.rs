@@ -11,13 +11,11 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use chronik_chaos::cluster::net::Network;
-use chronik_chaos::netns::{ip, Fabric, STATE_DIR};
+use chronik_chaos::netns::Fabric;
 use chronik_chaos::os;
 use chronik_chaos::runner::{self, SuiteConfig, SuiteEnd};
 use chronik_chaos::scenario;
@@ -87,21 +85,6 @@ percent = 10
 layer = "ip"
 "#;
 
-/// Everything of run `run` that is still there: namespaces, links (bridge, veths), root nft
-/// tables, the state file.
-fn leftovers(run: &str) -> Vec<String> {
-    let mine = |n: &str| n == run || n.starts_with(&format!("{run}-"));
-    let mut out: Vec<String> = ip::netns_names().unwrap().into_iter().filter(|n| mine(n)).collect();
-    out.extend(ip::links().unwrap().into_iter().map(|l| l.ifname).filter(|n| mine(n)));
-    let tables = Command::new("nft").args(["list", "tables"]).output().unwrap();
-    out.extend(String::from_utf8_lossy(&tables.stdout).lines().filter(|l| l.contains(run)).map(str::to_string));
-    let state = Path::new(STATE_DIR).join(format!("{run}.json"));
-    if state.exists() {
-        out.push(state.display().to_string());
-    }
-    out
-}
-
 /// The node pids a scenario's progress named (`[name] nodes started (n1=… n2=… n3=…)`).
 fn node_pids(lines: &[String], scenario: &str) -> Vec<u32> {
     let prefix = format!("[{scenario}] nodes started (");
@@ -148,8 +131,10 @@ async fn netns_suite_proves_ip_faults_by_counters_and_leaves_nothing() {
         &mut |r| {
             // Between scenarios only the run's bridge and state file remain.
             let pids = node_pids(&lines.lock().unwrap(), &r.name);
-            let objects: Vec<String> =
-                leftovers(&run).into_iter().filter(|o| o != &format!("{run}-br") && !o.ends_with(".json")).collect();
+            let objects: Vec<String> = support::netns_leftovers(&run)
+                .into_iter()
+                .filter(|o| o != &format!("{run}-br") && !o.ends_with(".json"))
+                .collect();
             left.push((r.name.clone(), pids.len(), pids.into_iter().filter(|p| os::pid_alive(*p)).count(), objects));
             results.push(r);
             Ok(())
@@ -201,7 +186,7 @@ async fn netns_suite_proves_ip_faults_by_counters_and_leaves_nothing() {
 
     // The run's network goes with its last handle.
     drop(cfg);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(support::netns_leftovers(&run), Vec::<String>::new());
 }
 
 #[test]
@@ -240,23 +225,17 @@ fn netns_ctrl_c_of_the_chaos_process_during_an_ip_fault_leaves_nothing() {
     let run = run.unwrap_or_else(|| panic!("no run prefix in the progress: {seen:#?}"));
     assert_eq!(pids.len(), 3, "{seen:#?}");
     // The IP fault holds now: the run's namespaces exist, with rules in them.
-    assert!(leftovers(&run).iter().any(|o| o == &format!("{run}-n1")), "{:?}", leftovers(&run));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "the chaos process did not end after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        support::netns_leftovers(&run).iter().any(|o| o == &format!("{run}-n1")),
+        "{:?}",
+        support::netns_leftovers(&run)
+    );
+    let (status, stderr) = support::interrupt_and_wait(&mut child);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     let alive: Vec<u32> = pids.into_iter().filter(|p| os::pid_alive(*p)).collect();
     assert!(alive.is_empty(), "node processes left: {alive:?}");
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(support::netns_leftovers(&run), Vec::<String>::new());
 }
 
 #[test]

@@ -317,3 +317,36 @@ pub fn standin_suite(topology: TopologySpec, out_dir: PathBuf, seed: u64) -> chr
         network: Default::default(),
     }
 }
+
+/// Everything of netns run `run` (a fabric's prefix) that is still there: namespaces, links
+/// (bridge, veths), nft tables, the state file.
+pub fn netns_leftovers(run: &str) -> Vec<String> {
+    use chronik_chaos::netns::{ip, STATE_DIR};
+    let mine = |n: &str| n == run || n.starts_with(&format!("{run}-"));
+    let mut out: Vec<String> = ip::netns_names().unwrap().into_iter().filter(|n| mine(n)).collect();
+    out.extend(ip::links().unwrap().into_iter().map(|l| l.ifname).filter(|n| mine(n)));
+    let tables = std::process::Command::new("nft").args(["list", "tables"]).output().unwrap();
+    out.extend(String::from_utf8_lossy(&tables.stdout).lines().filter(|l| l.contains(run)).map(str::to_string));
+    let state = std::path::Path::new(STATE_DIR).join(format!("{run}.json"));
+    if state.exists() {
+        out.push(state.display().to_string());
+    }
+    out
+}
+
+/// Sends SIGINT (Ctrl-C) to `child` and waits up to two minutes for it to end; its exit status
+/// and stderr.
+pub fn interrupt_and_wait(child: &mut std::process::Child) -> (std::process::ExitStatus, String) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the chaos process did not end after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status, stderr)
+}
