@@ -1179,7 +1179,7 @@ mod tests {
         // The built-in, left out of a default run without namespaces like the other IP faults.
         let all = builtin();
         let bw = all.iter().find(|s| s.name == "ip-inter-node-bandwidth").expect("the built-in");
-        assert_eq!(bw.faults, vec![Fault::IpBandwidth { rate_kb_s: 16 }]);
+        assert_eq!(bw.faults, vec![Fault::IpBandwidth { rate_kb_s: 1 }]);
         let ip: Vec<&str> =
             all.iter().filter(|s| s.faults.iter().any(Fault::needs_netns)).map(|s| s.name.as_str()).collect();
         assert_eq!(ip, ["ip-isolate-leader", "ip-inter-node-loss", "ip-inter-node-bandwidth"]);
