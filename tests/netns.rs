@@ -80,7 +80,12 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Runs this test binary again with one test and a role for it.
 fn run_self(test: &str, role: &str, dir: &Path) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    run_test_binary(&std::env::current_exe().unwrap(), test, role, dir)
+}
+
+/// As [`run_self`], with this test binary at `exe` (a copy).
+fn run_test_binary(exe: &Path, test: &str, role: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(exe);
     cmd.args([test, "--exact", "--include-ignored", "--nocapture", "--test-threads=1"])
         .env(ROLE, role)
         .env(ROLE_DIR, dir)
@@ -475,8 +480,15 @@ fn netns_privilege_error_names_what_an_unprivileged_process_lacks() {
     }
     check_privileges().expect(NEEDS_ROOT);
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = run_self(TEST, "unprivileged", dir.path());
-    cmd.uid(65534).gid(65534);
+    // Nobody may not reach this binary where it was built (a checkout under a 0700 directory):
+    // it runs a copy, in a directory nobody may enter.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.path().join("netns-test");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = run_test_binary(&copy, TEST, "unprivileged", dir.path());
+    cmd.current_dir(dir.path()).uid(65534).gid(65534);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
