@@ -242,10 +242,24 @@ fn netns_ctrl_c_of_the_chaos_process_during_an_ip_fault_leaves_nothing() {
 fn network_netns_without_privileges_exits_2_naming_what_is_missing_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let mut cmd = Command::new(CHAOS);
-    cmd.args(["chaos", "--network", "netns", "--chronik-bin", STAND_IN, "--scenario", "baseline"])
+    // As root it runs as nobody, who may not reach the binaries where they were built (a
+    // checkout under a 0700 directory): copies, in a directory nobody may enter.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = |bin: &str, name: &str| {
+        let to = dir.path().join(name);
+        std::fs::copy(bin, &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        to
+    };
+    let (chaos, stand_in) = (copy(CHAOS, "chronik-chaos"), copy(STAND_IN, "chronik-stand-in-node"));
+    let mut cmd = Command::new(&chaos);
+    cmd.args(["chaos", "--network", "netns", "--scenario", "baseline"])
+        .arg("--chronik-bin")
+        .arg(&stand_in)
         .arg("--out")
         .arg(&out)
+        .current_dir(dir.path())
         .env_remove("CHRONIK_BIN");
     if nix::unistd::geteuid().is_root() {
         // As root, run it as nobody: no capabilities.
