@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The composite action's steps (action.yml), one mode each:
 #   names    the comment id and artifact name, derived per job (and matrix leg) unless given;
+#   build    the harness alone (`cargo xtask harness`), with no token, for the baseline step;
+#   baseline the base branch's results.json (`chronik-chaos baseline`), with the token, by the
+#            harness the build step built: no cargo runs here;
 #   run      `cargo xtask chaos` (against Chronik, or `--stand-in`), with no GitHub token in its
 #            environment (Chronik's build scripts and the nodes run under it), and no comment
 #            or job summary; with network netns, `--sudo`: the harness alone runs as root;
 #   publish  the job summary and the sticky PR comment, with the token, by the harness the run
 #            step built.
-# No mode is `run`. Every input arrives through the environment (never interpolated into the
+# Without a mode: `run`. Every input arrives through the environment (never interpolated into the
 # script), is checked, and becomes one argument.
 set -euo pipefail
 
@@ -130,11 +133,41 @@ harness_path() {
   printf '%s\n' "$target/$profile/chronik-chaos"
 }
 
+# No credential reaches what cargo builds or runs.
+drop_credentials() {
+  unset GITHUB_TOKEN GH_TOKEN ACTIONS_ID_TOKEN_REQUEST_TOKEN ACTIONS_ID_TOKEN_REQUEST_URL ACTIONS_RUNTIME_TOKEN
+}
+
+build() {
+  drop_credentials
+  cd "${GITHUB_ACTION_PATH:?}"
+  local harness
+  if ! harness="$(cargo xtask harness | tail -n 1)" || [ ! -x "$harness" ]; then
+    echo "::warning title=chronik-chaos::the harness did not build in this step; no comparison with the base branch (the run step builds it again and shows why)"
+    exit 0
+  fi
+  echo "harness: $harness"
+  output harness "$harness"
+}
+
+baseline() {
+  local harness="${CHAOS_HARNESS:-}"
+  if [ ! -x "$harness" ]; then
+    echo "chronik-chaos baseline: no harness was built: no comparison with the base branch"
+    exit 0
+  fi
+  # The harness writes the `baseline` output itself (GITHUB_OUTPUT) and says what it found. It
+  # exits 0 for a comparison it cannot make; anything else must not fail the job either.
+  if ! "$harness" baseline --artifact "${CHAOS_ARTIFACT_NAME:?}" --dir "${CHAOS_BASELINE_DIR:?}"; then
+    echo "::warning title=chronik-chaos::the base-branch lookup failed (the reason is above); no comparison with the base branch"
+  fi
+}
+
 run() {
   # Nothing Chronik builds or runs gets a credential (a token a job-level `env:` set, the OIDC
   # request pair) or the files that set later steps' environment and PATH. The job summary is
   # the publish step's. GITHUB_OUTPUT stays: the harness writes the step's outputs.
-  unset GITHUB_TOKEN GH_TOKEN ACTIONS_ID_TOKEN_REQUEST_TOKEN ACTIONS_ID_TOKEN_REQUEST_URL ACTIONS_RUNTIME_TOKEN
+  drop_credentials
   unset GITHUB_ENV GITHUB_PATH GITHUB_STEP_SUMMARY
 
   local out
@@ -275,7 +308,9 @@ publish() {
 
 case "${1:-run}" in
   names) names ;;
+  build) build ;;
+  baseline) baseline ;;
   run) run ;;
   publish) publish ;;
-  *) fail "unknown mode '$1' (names, run or publish)" ;;
+  *) fail "unknown mode '$1' (names, build, baseline, run or publish)" ;;
 esac

@@ -319,20 +319,23 @@ impl Results {
     /// The results and their sharding fields (empty in files written without them).
     pub fn read_with_sharding(path: &Path) -> Result<(Results, Sharding), String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+        Results::parse_with_sharding(&text, &path.display().to_string())
+    }
+
+    /// [`Results::read_with_sharding`] of text already read; `name` says where it came from.
+    pub fn parse_with_sharding(text: &str, name: &str) -> Result<(Results, Sharding), String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("{name} is not JSON: {e}"))?;
         match v.get("version").and_then(|v| v.as_u64()) {
             Some(v) if v == RESULTS_VERSION as u64 => {}
             Some(v) => {
                 return Err(format!(
-                    "{} has results version {v}; this chronik-chaos reads version {RESULTS_VERSION}",
-                    path.display()
+                    "{name} has results version {v}; this chronik-chaos reads version {RESULTS_VERSION}"
                 ))
             }
-            None => return Err(format!("{} has no `version`: not a chronik-chaos results file", path.display())),
+            None => return Err(format!("{name} has no `version`: not a chronik-chaos results file")),
         }
-        let sharding = serde_json::from_value(v.clone()).map_err(|e| format!("{}: {e}", path.display()))?;
-        let results = serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))?;
+        let sharding = serde_json::from_value(v.clone()).map_err(|e| format!("{name}: {e}"))?;
+        let results = serde_json::from_value(v).map_err(|e| format!("{name}: {e}"))?;
         Ok((results, sharding))
     }
 }

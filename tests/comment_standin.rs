@@ -6,8 +6,12 @@
 //! `Link` headers, lets a token that can write edit anyone's comment (as GitHub lets a
 //! collaborator), refuses bodies over 65,536 characters as GitHub does (422), can be told to answer
 //! the next matching request with a scripted error, and records every request (method, path with
-//! query, body, `Authorization`) so that tests assert on what was sent. Every test named
-//! `standin_*` runs against it; `action_*` tests run the action's script and read `action.yml`.
+//! query, body, `Authorization`) so that tests assert on what was sent. For the base-branch
+//! comparison it also keeps workflow runs with their artifacts (runs filtered by workflow, branch
+//! and conclusion, newest first; artifacts by name; an artifact's zip answered with a 302 to a
+//! second server standing in for GitHub's artifact storage, which refuses a request carrying a
+//! token and records what it was sent). Every test named `standin_*` runs against it; `action_*`
+//! tests run the action's script and read `action.yml`.
 //! No test here needs the network.
 //!
 //! The last test, `github_live_*`, talks to real GitHub: it is ignored unless run on purpose
@@ -25,7 +29,7 @@ use chronik_chaos::github::comment::{
     self, compose, CommentConfig, CommentError, CommentOutcome, Mode, RetryPolicy, SkipReason, ACTIONS_BOT,
     MAX_COMMENT_ID_LEN, MAX_ENVELOPE,
 };
-use chronik_chaos::github::{GithubContext, Repo, Token};
+use chronik_chaos::github::{baseline, GithubContext, Repo, Token};
 use chronik_chaos::report::fit::{notice, GITHUB_COMMENT_LIMIT, REPORT_BUDGET};
 use chronik_chaos::report::markdown::{render_at, Detail};
 use chronik_chaos::report::{render_all, RenderOptions};
@@ -88,12 +92,34 @@ struct Scripted {
     apply: bool,
 }
 
+/// A workflow run, for the base-branch lookup.
+#[derive(Debug, Clone)]
+struct StoredRun {
+    id: u64,
+    workflow: &'static str,
+    branch: String,
+    conclusion: &'static str,
+    artifacts: Vec<StoredArtifact>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredArtifact {
+    id: u64,
+    name: String,
+    expired: bool,
+    zip: Vec<u8>,
+}
+
 #[derive(Default)]
 struct State {
     comments: Vec<StoredComment>,
     next_id: u64,
     requests: Vec<Recorded>,
     scripted: VecDeque<Scripted>,
+    runs: Vec<StoredRun>,
+    /// The stand-in artifact storage: where an artifact's zip redirects to.
+    storage: Option<SocketAddr>,
+    storage_requests: Vec<Recorded>,
 }
 
 struct StandIn {
@@ -105,7 +131,22 @@ impl StandIn {
     async fn start() -> StandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State { next_id: 1000, ..State::default() }));
+        let storage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let state = Arc::new(Mutex::new(State {
+            next_id: 1000,
+            storage: Some(storage.local_addr().unwrap()),
+            ..State::default()
+        }));
+        let in_storage = state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = storage.accept().await {
+                let state = in_storage.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle_storage(state.clone(), req));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
         let shared = state.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -178,6 +219,70 @@ impl StandIn {
     fn comment(&self, id: u64) -> Option<StoredComment> {
         self.comments().into_iter().find(|c| c.id == id)
     }
+
+    /// Adds a run of `workflow` on `branch` with `conclusion` and its artifacts.
+    fn add_run(
+        &self,
+        id: u64,
+        workflow: &'static str,
+        branch: &str,
+        conclusion: &'static str,
+        artifacts: Vec<StoredArtifact>,
+    ) {
+        let run = StoredRun { id, workflow, branch: branch.to_string(), conclusion, artifacts };
+        self.state.lock().unwrap().runs.push(run);
+    }
+
+    fn storage_requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().storage_requests.clone()
+    }
+}
+
+/// The stand-in artifact storage: serves `/artifact-ID.zip?sig=…`, and like a signed storage URL
+/// refuses a request that carries an `Authorization` header (a token must never reach it).
+async fn handle_storage(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut s = state.lock().unwrap();
+    let method = req.method().to_string();
+    s.storage_requests.push(Recorded { method, path: path.clone(), body: String::new(), auth: auth.clone() });
+    if auth.is_some() {
+        return Ok(error(400, "storage refuses a request that carries Authorization"));
+    }
+    let id = path
+        .strip_prefix("/artifact-")
+        .and_then(|p| p.split_once(".zip?sig="))
+        .and_then(|(id, _)| id.parse::<u64>().ok());
+    let zip = s.runs.iter().flat_map(|r| &r.artifacts).find(|a| Some(a.id) == id).map(|a| a.zip.clone());
+    Ok(match zip {
+        None => error(404, "The specified blob does not exist."),
+        Some(zip) => {
+            let mut r = Response::new(Full::new(Bytes::from(zip)));
+            r.headers_mut().insert("content-type", "application/zip".parse().unwrap());
+            r
+        }
+    })
+}
+
+/// A query parameter's value, percent-decoded.
+fn query_value(query: &str, name: &str) -> Option<String> {
+    let raw = query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}=")[..]))?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 3 <= bytes.len() {
+            out.push(u8::from_str_radix(&raw[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(String::from_utf8(out).unwrap())
 }
 
 async fn handle(
@@ -328,6 +433,59 @@ fn route(
                     s.comments.remove(i);
                     let mut r = Response::new(Full::new(Bytes::new()));
                     *r.status_mut() = StatusCode::NO_CONTENT;
+                    r
+                }
+            }
+        }
+        ("GET", ["repos", "acme", "chaos", "actions", "workflows", workflow, "runs"]) => {
+            if *workflow != "chaos.yml" {
+                return error(404, "Not Found");
+            }
+            let branch = query_value(query, "branch");
+            let status = query_value(query, "status");
+            let mut runs: Vec<&StoredRun> = s
+                .runs
+                .iter()
+                .filter(|r| r.workflow == *workflow)
+                .filter(|r| branch.as_deref().is_none_or(|b| b == r.branch))
+                .filter(|r| status.as_deref().is_none_or(|c| c == r.conclusion))
+                .collect();
+            runs.sort_by_key(|r| std::cmp::Reverse(r.id));
+            let items: Vec<Value> = runs
+                .iter()
+                .take(param("per_page").unwrap_or(30).min(100))
+                .map(|r| {
+                    json!({ "id": r.id, "head_branch": r.branch, "status": "completed", "conclusion": r.conclusion,
+                            "html_url": format!("https://github.com/acme/chaos/actions/runs/{}", r.id) })
+                })
+                .collect();
+            reply(200, json!({ "total_count": runs.len(), "workflow_runs": items }))
+        }
+        ("GET", ["repos", "acme", "chaos", "actions", "runs", id, "artifacts"]) => {
+            let Some(run) = s.runs.iter().find(|r| r.id.to_string() == *id) else { return error(404, "Not Found") };
+            let name = query_value(query, "name");
+            let items: Vec<Value> = run
+                .artifacts
+                .iter()
+                .filter(|a| name.as_deref().is_none_or(|n| n == a.name))
+                .map(|a| {
+                    json!({ "id": a.id, "name": a.name, "size_in_bytes": a.zip.len(), "expired": a.expired,
+                            "archive_download_url": format!("http://{addr}/repos/acme/chaos/actions/artifacts/{}/zip", a.id) })
+                })
+                .collect();
+            reply(200, json!({ "total_count": items.len(), "artifacts": items }))
+        }
+        ("GET", ["repos", "acme", "chaos", "actions", "artifacts", id, "zip"]) => {
+            let artifact = s.runs.iter().flat_map(|r| &r.artifacts).find(|a| a.id.to_string() == *id);
+            match artifact {
+                None => error(404, "Not Found"),
+                Some(a) if a.expired => error(410, "Artifact has expired"),
+                Some(a) => {
+                    let storage = s.storage.expect("the storage server");
+                    let mut r = Response::new(Full::new(Bytes::new()));
+                    *r.status_mut() = StatusCode::FOUND;
+                    let location = format!("http://{storage}/artifact-{}.zip?sig=short-lived", a.id);
+                    r.headers_mut().insert("location", location.parse().unwrap());
                     r
                 }
             }
@@ -932,6 +1090,170 @@ async fn standin_issue_references_in_results_text_do_not_link() {
 // ---------------------------------------------------------------------------------------------
 // The composite action: scripts/action-run.sh and action.yml
 
+// ---------------------------------------------------------------------------------------------
+// The base branch's results (github::baseline, `chronik-chaos baseline`)
+
+const ARTIFACT: &str = "chronik-chaos-chaos";
+const ALL_PASS: &[u8] = include_bytes!("fixtures/results-all-pass.json");
+const MIXED: &[u8] = include_bytes!("fixtures/results-mixed.json");
+
+/// An artifact's zip: a report and, when given, `results.json` at `results_at`.
+fn artifact_zip(results: Option<(&str, &[u8])>) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    w.start_file("report.md", opts).unwrap();
+    w.write_all(b"# report").unwrap();
+    if let Some((at, bytes)) = results {
+        w.start_file(at, opts).unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn stored(id: u64, name: &str, expired: bool, results: &[u8]) -> StoredArtifact {
+    StoredArtifact { id, name: name.to_string(), expired, zip: artifact_zip(Some(("results.json", results))) }
+}
+
+fn baseline_request(standin: &StandIn, token: Option<&str>, base: &str, dir: &std::path::Path) -> baseline::Request {
+    baseline::Request {
+        api_url: standin.url(),
+        token: token.map(Token::new),
+        repo: Repo { owner: "acme".into(), name: "chaos".into() },
+        base: base.to_string(),
+        workflow: "chaos.yml".into(),
+        artifact: ARTIFACT.into(),
+        dir: dir.to_path_buf(),
+        max_runs: baseline::DEFAULT_MAX_RUNS,
+    }
+}
+
+/// Runs the lookup; returns what it found and the lines it said.
+async fn find_baseline(req: &baseline::Request) -> (baseline::Outcome, Vec<String>) {
+    let lines = RefCell::new(Vec::new());
+    let outcome = baseline::fetch(req, &|l| lines.borrow_mut().push(l.to_string())).await.unwrap();
+    (outcome, lines.into_inner())
+}
+
+#[tokio::test]
+async fn standin_baseline_takes_the_newest_successful_base_run_that_kept_the_artifact() {
+    let standin = StandIn::start().await;
+    standin.add_run(10, "chaos.yml", "main", "success", vec![stored(100, ARTIFACT, false, ALL_PASS)]);
+    standin.add_run(11, "chaos.yml", "main", "failure", vec![stored(110, ARTIFACT, false, MIXED)]);
+    standin.add_run(12, "chaos.yml", "main", "success", vec![stored(120, "chronik-chaos-other-job", false, MIXED)]);
+    standin.add_run(13, "chaos.yml", "feature", "success", vec![stored(130, ARTIFACT, false, MIXED)]);
+    standin.add_run(14, "chaos.yml", "main", "success", vec![stored(140, ARTIFACT, true, MIXED)]);
+    standin.add_run(15, "nightly.yml", "main", "success", vec![stored(150, ARTIFACT, false, MIXED)]);
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, said) = find_baseline(&baseline_request(&standin, Some(ACTIONS), "main", dir.path())).await;
+
+    let file = dir.path().join("results.json");
+    assert_eq!(
+        outcome,
+        baseline::Outcome::Found {
+            run_id: 10,
+            run_url: Some("https://github.com/acme/chaos/actions/runs/10".into()),
+            path: file.clone()
+        }
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), ALL_PASS, "run 10's results.json, unpacked whole");
+    assert_eq!(said, ["passed over newer runs: run 14: its artifact has expired; run 12: no artifact of that name"]);
+    assert_eq!(
+        paths(&standin.requests()),
+        [
+            "GET /repos/acme/chaos/actions/workflows/chaos.yml/runs?branch=main&status=success&per_page=10",
+            "GET /repos/acme/chaos/actions/runs/14/artifacts?name=chronik-chaos-chaos",
+            "GET /repos/acme/chaos/actions/runs/12/artifacts?name=chronik-chaos-chaos",
+            "GET /repos/acme/chaos/actions/runs/10/artifacts?name=chronik-chaos-chaos",
+            "GET /repos/acme/chaos/actions/artifacts/100/zip",
+        ]
+    );
+    let bearer = format!("Bearer {ACTIONS}");
+    assert!(standin.requests().iter().all(|r| r.auth.as_deref() == Some(bearer.as_str())), "{:?}", standin.requests());
+    // The redirect was followed to storage, without the token.
+    let storage = standin.storage_requests();
+    assert_eq!(storage.len(), 1, "{storage:?}");
+    assert_eq!(storage[0].path, "/artifact-100.zip?sig=short-lived");
+    assert_eq!(storage[0].auth, None, "the token must not reach artifact storage");
+}
+
+#[tokio::test]
+async fn standin_baseline_encodes_a_branch_with_a_slash() {
+    let standin = StandIn::start().await;
+    standin.add_run(20, "chaos.yml", "release/2.10", "success", vec![stored(200, ARTIFACT, false, MIXED)]);
+    standin.add_run(21, "chaos.yml", "main", "success", vec![stored(210, ARTIFACT, false, ALL_PASS)]);
+    let dir = tempfile::tempdir().unwrap();
+    let (outcome, _) = find_baseline(&baseline_request(&standin, Some(PAT), "release/2.10", dir.path())).await;
+    assert!(matches!(outcome, baseline::Outcome::Found { run_id: 20, .. }), "{outcome:?}");
+    assert_eq!(std::fs::read(dir.path().join("results.json")).unwrap(), MIXED);
+    assert!(standin.requests()[0].path.contains("?branch=release%2F2.10&"), "{:?}", standin.requests()[0]);
+}
+
+#[tokio::test]
+async fn standin_baseline_says_in_one_line_why_there_is_no_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let nothing = |o: &baseline::Outcome| match o {
+        baseline::Outcome::NoComparison(why) => why.clone(),
+        other => panic!("expected no comparison, got {other:?}"),
+    };
+
+    // No successful run on the base branch yet (a failing one does not count).
+    let standin = StandIn::start().await;
+    standin.add_run(1, "chaos.yml", "main", "failure", vec![stored(10, ARTIFACT, false, MIXED)]);
+    let (o, _) = find_baseline(&baseline_request(&standin, Some(ACTIONS), "main", dir.path())).await;
+    assert_eq!(nothing(&o), "no successful run of chaos.yml on main yet");
+
+    // Every successful run's artifact expired, or was never uploaded (another job's only).
+    let standin = StandIn::start().await;
+    standin.add_run(5, "chaos.yml", "main", "success", vec![stored(50, ARTIFACT, true, MIXED)]);
+    standin.add_run(6, "chaos.yml", "main", "success", vec![stored(60, "other", false, MIXED)]);
+    let (o, _) = find_baseline(&baseline_request(&standin, Some(ACTIONS), "main", dir.path())).await;
+    assert_eq!(
+        nothing(&o),
+        "none of the last 2 successful run(s) of chaos.yml on main has artifact chronik-chaos-chaos \
+         (run 6: no artifact of that name; run 5: its artifact has expired)"
+    );
+
+    // An artifact without results.json at its root, and one whose results.json is not ours.
+    let standin = StandIn::start().await;
+    let nested = StoredArtifact {
+        id: 70,
+        name: ARTIFACT.into(),
+        expired: false,
+        zip: artifact_zip(Some(("out/results.json", ALL_PASS))),
+    };
+    standin.add_run(7, "chaos.yml", "main", "success", vec![nested]);
+    let (o, _) = find_baseline(&baseline_request(&standin, Some(ACTIONS), "main", dir.path())).await;
+    assert_eq!(nothing(&o), "artifact chronik-chaos-chaos of run 7: the artifact has no results.json at its root");
+    let standin = StandIn::start().await;
+    standin.add_run(8, "chaos.yml", "main", "success", vec![stored(80, ARTIFACT, false, b"{\"version\": 99}")]);
+    let (o, _) = find_baseline(&baseline_request(&standin, Some(ACTIONS), "main", dir.path())).await;
+    assert_eq!(
+        nothing(&o),
+        "artifact chronik-chaos-chaos of run 8: its results.json has results version 99; this chronik-chaos reads version 1"
+    );
+
+    // A token without `actions: read`, and a bad token.
+    let standin = StandIn::start().await;
+    standin.add_run(9, "chaos.yml", "main", "success", vec![stored(90, ARTIFACT, false, ALL_PASS)]);
+    standin.script("GET", "/repos/acme/chaos/actions/workflows/", 403, &[], "Resource not accessible by integration");
+    let (o, _) = find_baseline(&baseline_request(&standin, Some(ACTIONS), "main", dir.path())).await;
+    assert_eq!(
+        nothing(&o),
+        "cannot list the runs of chaos.yml on main: GitHub answered 403 Resource not accessible by integration"
+    );
+    let (o, _) = find_baseline(&baseline_request(&standin, Some("ghs-wrong"), "main", dir.path())).await;
+    assert_eq!(nothing(&o), "cannot list the runs of chaos.yml on main: GitHub answered 401 Bad credentials");
+
+    // No token: nothing is asked.
+    let before = standin.requests().len();
+    let (o, _) = find_baseline(&baseline_request(&standin, None, "main", dir.path())).await;
+    assert_eq!(nothing(&o), "no GitHub token (GITHUB_TOKEN or --token) to read the base branch's runs");
+    assert_eq!(standin.requests().len(), before);
+
+    assert!(!dir.path().join("results.json").exists(), "no comparison leaves no file");
+}
+
 fn script() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/action-run.sh")
 }
@@ -956,9 +1278,22 @@ async fn run_script(
     }
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     let written = std::fs::read_to_string(&outputs).unwrap_or_default();
-    let pairs =
-        written.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    (out, pairs)
+    (out, output_pairs(&written))
+}
+
+/// `name=value` lines and `name<<DELIMITER` blocks of a GITHUB_OUTPUT file.
+fn output_pairs(written: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut lines = written.lines();
+    while let Some(line) = lines.next() {
+        if let Some((name, delimiter)) = line.split_once("<<") {
+            let value: Vec<&str> = lines.by_ref().take_while(|l| *l != delimiter).collect();
+            pairs.push((name.to_string(), value.join("\n")));
+        } else if let Some((name, value)) = line.split_once('=') {
+            pairs.push((name.to_string(), value.to_string()));
+        }
+    }
+    pairs
 }
 
 fn output_value(pairs: &[(String, String)], name: &str) -> String {
@@ -1096,6 +1431,39 @@ async fn action_run_step_gives_no_token_to_the_build_and_never_comments() {
     let args = std::fs::read_to_string(seen.with_extension("args")).unwrap();
     assert!(args.contains("--comment\nnever\n"), "{args}");
     assert_eq!(output_value(&pairs, "out-dir"), dir.path().join("out").display().to_string());
+}
+
+#[tokio::test]
+async fn action_build_step_builds_the_harness_without_a_token_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, seen, action) = fake_cargo(dir.path(), 0);
+    // This `cargo` prints a built harness's path, as `cargo xtask harness` does last.
+    let harness = dir.path().join("chronik-chaos");
+    std::fs::copy("/bin/true", &harness).unwrap();
+    let script = format!(
+        "#!/usr/bin/env bash\nenv > '{0}.env'\nprintf '%s\\n' \"$@\" > '{0}.args'\necho building >&2\necho '{1}'\n",
+        seen.display(),
+        harness.display()
+    );
+    std::fs::write(fake.join("cargo"), script).unwrap();
+    let env = [
+        ("GITHUB_ACTION_PATH", action.to_str().unwrap()),
+        ("GITHUB_TOKEN", "secret-token-1"),
+        ("GH_TOKEN", "secret-token-2"),
+        ("ACTIONS_RUNTIME_TOKEN", "secret-token-3"),
+    ];
+    let (out, pairs) = run_script("build", &env, Some(&fake)).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(output_value(&pairs, "harness"), harness.display().to_string());
+    assert_eq!(std::fs::read_to_string(seen.with_extension("args")).unwrap(), "xtask\nharness\n");
+    let cargo_env = std::fs::read_to_string(seen.with_extension("env")).unwrap();
+    assert!(!cargo_env.contains("secret-token"), "a token reached the build: {cargo_env}");
+
+    // A build that fails: a warning, no harness, and the job goes on to the run step.
+    let (fake, _, action) = fake_cargo(dir.path(), 101);
+    let (out, pairs) = run_script("build", &[("GITHUB_ACTION_PATH", action.to_str().unwrap())], Some(&fake)).await;
+    assert!(out.status.success() && pairs.is_empty(), "{pairs:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("::warning title=chronik-chaos::the harness did not build"));
 }
 
 #[tokio::test]
@@ -1256,22 +1624,100 @@ async fn action_network_netns_runs_the_harness_under_sudo_and_jobs_go_to_the_bin
 }
 
 #[tokio::test]
-async fn action_yml_gives_the_token_to_the_publish_step_only() {
+async fn action_yml_gives_the_token_only_to_the_lookup_and_publish_steps() {
     let action = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
     let steps = action.split_once("\n  steps:\n").expect("runs.steps").1;
     let steps: Vec<&str> = steps.split("\n    - ").skip(1).collect();
     let with_token: Vec<&str> = steps.iter().copied().filter(|s| s.contains("inputs.github-token")).collect();
-    // The publish step, and the base-branch lookup, which runs the GitHub CLI script and no
-    // project code (nothing of Chronik's or the harness's build sees the token).
+    // The publish step, and the base-branch lookup, which runs the harness a step without the
+    // token built, and no cargo (nothing of Chronik's or the harness's build sees the token).
     assert_eq!(with_token.len(), 2, "{with_token:?}");
-    assert!(with_token[0].contains("run: '\"$GITHUB_ACTION_PATH/scripts/fetch-baseline.sh\"'"), "{}", with_token[0]);
-    assert!(!with_token[0].contains("cargo") && !with_token[0].contains("uses:"), "{}", with_token[0]);
+    assert!(with_token[0].contains("action-run.sh\" baseline"), "{}", with_token[0]);
+    assert!(with_token[0].contains("CHAOS_HARNESS: ${{ steps.harness.outputs.harness }}"), "{}", with_token[0]);
     assert!(with_token[1].contains("action-run.sh\" publish"), "{}", with_token[1]);
+    let build = steps.iter().position(|s| s.contains("action-run.sh\" build")).expect("the harness build step");
+    let lookup = steps.iter().position(|s| s.contains("action-run.sh\" baseline")).unwrap();
+    assert!(build < lookup && !steps[build].contains("TOKEN"), "{}", steps[build]);
+    let script = std::fs::read_to_string(script()).unwrap();
+    let mode = |name: &str| {
+        let start = script.find(&format!("\n{name}() {{\n")).unwrap_or_else(|| panic!("no {name}()"));
+        let body = &script[start..];
+        body[..body.find("\n}\n").unwrap()].to_string()
+    };
+    assert!(!mode("baseline").contains("cargo"), "the step with the token runs no cargo");
+    assert!(mode("build").contains("drop_credentials") && mode("run").contains("drop_credentials"));
     let run = steps.iter().position(|s| s.contains("action-run.sh\" run")).expect("the run step");
     let publish = steps.iter().position(|s| s.contains("action-run.sh\" publish")).unwrap();
     assert!(run < publish, "the publish step comes after the run");
     assert!(!steps[run].contains("GITHUB_TOKEN") && !steps[run].contains("CHAOS_COMMENT"), "{}", steps[run]);
     assert!(steps[publish].contains("!cancelled()"), "it publishes a failing run too");
+}
+
+#[tokio::test]
+async fn action_baseline_step_hands_the_base_results_to_the_run_step() {
+    let standin = StandIn::start().await;
+    standin.add_run(10, "chaos.yml", "main", "success", vec![stored(100, ARTIFACT, false, ALL_PASS)]);
+    let dir = tempfile::tempdir().unwrap();
+    let base_dir = dir.path().join("baseline");
+    let (url, base_dir) = (standin.url(), base_dir.to_str().unwrap().to_string());
+    let env = |harness: &'static str, base: &'static str| {
+        vec![
+            ("GITHUB_TOKEN", ACTIONS.to_string()),
+            ("GITHUB_REPOSITORY", "acme/chaos".to_string()),
+            ("GITHUB_API_URL", url.clone()),
+            ("GITHUB_BASE_REF", base.to_string()),
+            ("GITHUB_WORKFLOW_REF", "acme/chaos/.github/workflows/chaos.yml@refs/pull/7/merge".to_string()),
+            ("CHAOS_HARNESS", harness.to_string()),
+            ("CHAOS_ARTIFACT_NAME", ARTIFACT.to_string()),
+            ("CHAOS_BASELINE_DIR", base_dir.clone()),
+        ]
+    };
+    let run = |e: Vec<(&'static str, String)>| async move {
+        let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_script("baseline", &pairs, None).await
+    };
+
+    let (out, pairs) = run(env(env!("CARGO_BIN_EXE_chronik-chaos"), "main")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let found = format!("{base_dir}/results.json");
+    assert_eq!(output_value(&pairs, "baseline"), found, "the run step's CHAOS_BASELINE");
+    assert!(
+        stdout.contains(&format!(
+            "chronik-chaos baseline: comparing with run 10 (https://github.com/acme/chaos/actions/runs/10) of chaos.yml on main: artifact {ARTIFACT}, {found}"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(&found).unwrap(), ALL_PASS);
+
+    // Nothing on the base branch: one line, exit 0, no output. Not a pull request: no request.
+    let (out, pairs) = run(env(env!("CARGO_BIN_EXE_chronik-chaos"), "develop")).await;
+    assert!(out.status.success() && pairs.is_empty(), "{pairs:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(
+            "chronik-chaos baseline: no successful run of chaos.yml on develop yet: no comparison with develop"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let asked = standin.requests().len();
+    let (out, pairs) = run(env(env!("CARGO_BIN_EXE_chronik-chaos"), "")).await;
+    assert!(out.status.success() && pairs.is_empty(), "{pairs:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not a pull request"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(standin.requests().len(), asked);
+
+    // The build step left no harness: no comparison, and the job goes on.
+    let (out, pairs) = run(env("/nonexistent/chronik-chaos", "main")).await;
+    assert!(out.status.success() && pairs.is_empty(), "{pairs:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no harness was built"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// The environment of the publish step for pull request 7 of acme/chaos on `gh`.

@@ -1,5 +1,6 @@
 //! The command line of `chronik-chaos`: flags resolved once into typed arguments, then dispatched.
 
+mod baseline;
 mod chaos;
 mod check;
 mod cluster;
@@ -61,6 +62,10 @@ pub enum Command {
     /// into one results.json in selection order and render its reports as `report` does;
     /// exit 1 when a scenario did not pass (see --fail-on), 2 when the files do not belong together.
     Merge(merge::MergeArgs),
+    /// Find the pull request's base-branch results for --baseline: the newest successful run of
+    /// this workflow on the base branch that kept this job's artifact; its results.json is
+    /// written to --dir (exit 0 with one line when there is none).
+    Baseline(baseline::BaselineArgs),
 }
 
 /// The variable `cargo xtask` sets to the command the user ran (`cargo xtask chaos`, `cargo
@@ -252,6 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Comment(args) => comment::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Merge(args) => merge::run(args).await,
+        Command::Baseline(args) => baseline::run(args).await,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Everything that talks to GitHub: the run's [`GithubContext`] (token, repository, pull request,
-//! API URL, fork) resolved once from the GitHub Actions environment and flags, and the sticky
-//! pull-request comment ([`comment`]). Nothing else in the crate speaks to GitHub.
+//! API URL, fork) resolved once from the GitHub Actions environment and flags, the sticky
+//! pull-request comment ([`comment`]) and the base branch's results ([`baseline`]). Nothing else
+//! in the crate speaks to GitHub.
 
+pub mod baseline;
 pub mod comment;
 
 use std::fmt;

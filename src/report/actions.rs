@@ -52,6 +52,12 @@ pub fn write_outputs(path: &Path, r: &Results, out_dir: &Path) -> std::io::Resul
         ("report", out_dir.join("report.md").display().to_string()),
         ("results", out_dir.join("results.json").display().to_string()),
     ];
+    append_outputs(path, &values)
+}
+
+/// Appends step outputs to a `$GITHUB_OUTPUT` file, each in the multi-line `name<<DELIMITER`
+/// form with a delimiter the value does not contain.
+pub fn append_outputs(path: &Path, values: &[(&str, String)]) -> std::io::Result<()> {
     let mut text = String::new();
     for (name, value) in values {
         let mut delimiter = String::from("CHRONIK_CHAOS_EOF");

@@ -70,6 +70,11 @@ enum Task {
     /// Exit codes: 0 every required tool is present; 1 one is missing, or $TOXIPROXY_BIN names a
     /// server that does not run.
     Doctor(doctor::Doctor),
+    /// Build the chronik-chaos binary as `chaos` does and print its path.
+    ///
+    /// For a later step that runs the binary but must not run cargo, such as the composite
+    /// action's base-branch lookup, which holds a token that build scripts must never see.
+    Harness,
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,6 +95,10 @@ fn main() -> std::process::ExitCode {
         Task::Chronik(c) => c.run(&sh),
         Task::Bench(b) => b.run(&sh),
         Task::Doctor(d) => Ok(d.run()),
+        Task::Harness => build_harness(&[HARNESS]).map(|built| {
+            println!("{}", built[0].display());
+            0
+        }),
     };
     match result {
         Ok(code) => std::process::ExitCode::from(code),
