@@ -22,10 +22,14 @@ pub struct SavedRun {
     pub faulted: bool,
     /// The fault's proof as measured during the run (probes, socket counters, OS state).
     pub fidelity: Fidelity,
-    /// Nodes that exited on their own during the scenario, as `n2 exited on its own (…)`, and
-    /// a cluster that was not ready again after a graceful restart.
+    /// Nodes that exited on their own during the scenario, as `n2 exited on its own (…)` (runs
+    /// saved before `cluster_failures` existed also hold those here).
     #[serde(default)]
     pub node_exits: Vec<String>,
+    /// The cluster's failures the schedule met, each a sentence: not ready again after a
+    /// graceful restart; no target named when a step was due, which stopped the schedule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_failures: Vec<String>,
     pub history: History,
 }
 
@@ -114,6 +118,10 @@ pub fn decide(run: &SavedRun) -> Decision {
     });
     for e in &run.node_exits {
         reasons.push(format!("HANG: {e} during the scenario."));
+        verdict = verdict.max(Verdict::Hang);
+    }
+    for e in &run.cluster_failures {
+        reasons.push(format!("HANG: {e}."));
         verdict = verdict.max(Verdict::Hang);
     }
     // Oddities that decide nothing come last, marked as notes.

@@ -100,7 +100,7 @@ pub fn assign_roles(
     let mut out = BTreeMap::new();
     let need_leader = needed.iter().any(|t| matches!(t, Target::Leader | Target::Follower | Target::OtherFollower));
     let leader = match (need_leader, leader) {
-        (true, None) => return Err("no node agreed on a Raft leader when the fault was injected".into()),
+        (true, None) => return Err("the nodes agreed on no Raft leader".into()),
         (_, l) => l,
     };
     let mut followers: Vec<u8> = nodes.iter().copied().filter(|n| Some(*n) != leader).collect();
@@ -740,7 +740,7 @@ mod tests {
         assert_ne!(a[&Target::Follower], 2);
         assert_ne!(a[&Target::Follower], a[&Target::OtherFollower]);
         let e = assign_roles(&[Target::Leader].into(), &[1, 2, 3], None, &none, &mut fastrand::Rng::new()).unwrap_err();
-        assert!(e.contains("no node agreed on a Raft leader"));
+        assert!(e.contains("the nodes agreed on no Raft leader"));
         let e =
             assign_roles(&[Target::Node(7)].into(), &[1, 2, 3], Some(1), &none, &mut fastrand::Rng::new()).unwrap_err();
         assert!(e.contains("n7 is not a node"));

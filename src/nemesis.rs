@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::cluster::supervisor::NodeExit;
+use crate::cluster::supervisor::{NodeExit, NodeState};
 use crate::cluster::Cluster;
 use crate::fault::{self, Action};
 use crate::history::{Effect, NemesisEvent, NemesisOp};
@@ -35,8 +35,9 @@ pub struct NemesisRun {
     pub last_heal_us: Option<u64>,
     /// Nodes that exited on their own while steps held.
     pub exits: Vec<NodeExit>,
-    /// A graceful restart after which the cluster did not become ready again (a HANG).
-    pub not_rejoined: Vec<String>,
+    /// The cluster's failures the schedule met, each a HANG: not ready again after a graceful
+    /// restart; no target named (no Raft leader, no partition leader) when a step was due.
+    pub cluster_failures: Vec<String>,
     /// What happened when, for the scenario's timeline (µs since the workload started).
     pub notes: Vec<(u64, String)>,
 }
@@ -64,9 +65,23 @@ pub struct Context<'a> {
     pub say: &'a dyn Fn(&str),
 }
 
+/// Why the roles of a step could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RoleError {
+    /// The scenario asks for what this cluster cannot have (a node it lacks): the harness's or
+    /// the scenario's error.
+    Impossible(String),
+    /// The nodes named no such target for [`ROLE_WAIT`] (no Raft leader they agree on, no
+    /// partition leader): the cluster's failure.
+    NoneNamed(String),
+}
+
 /// Runs `schedule` (times in ms from now). `rng` resolves roles (a seed reproduces the choice).
-/// `Err`: roles could not be resolved (e.g. no leader, a node the cluster does not have); the
-/// steps already injected are healed first.
+/// When the nodes name no target for a step for [`ROLE_WAIT`], the schedule stops there: the
+/// steps in place are healed, the ones not run are dropped from [`NemesisRun::ran`], and the
+/// cluster's failure is a HANG in [`NemesisRun::cluster_failures`].
+/// `Err`: a step asks for what the cluster cannot have (a node it does not have); the steps
+/// already injected are healed first.
 pub async fn run(
     cluster: &mut Cluster,
     schedule: &Schedule,
@@ -105,15 +120,63 @@ pub async fn run(
         if !starting.is_empty() {
             match start_steps(cluster, schedule, &starting, ctx, rng, &mut out).await {
                 Ok(started) => live.extend(started),
-                Err(e) => {
+                Err(RoleError::Impossible(e)) => {
                     end_steps(cluster, live, ctx, &mut out).await;
                     return Err(e);
+                }
+                // The cluster's failure only when nothing of the schedule held it back: no other
+                // fault in place and no node held down. A leader the schedule's own faults leave
+                // impossible (two of three nodes down, say) is the scenario's error.
+                Err(RoleError::NoneNamed(why)) if live.is_empty() && held_down(cluster) == 0 => {
+                    all_ok &= end_steps(cluster, live, ctx, &mut out).await;
+                    out.fidelity.proven = all_ok;
+                    stop_schedule(&mut out, schedule, starting[0], &why, ctx);
+                    return Ok(out);
+                }
+                Err(RoleError::NoneNamed(why)) => {
+                    let (faults, down) = (live.len(), held_down(cluster));
+                    end_steps(cluster, live, ctx, &mut out).await;
+                    return Err(format!(
+                        "{why}, while {faults} other fault(s) of the schedule were in place and {down} node(s) were held \
+                         down: the schedule leaves step {} no target",
+                        starting[0] + 1
+                    ));
                 }
             }
         }
     }
     out.fidelity.proven = all_ok;
     Ok(out)
+}
+
+/// Nodes the harness holds down now (killed, stopped or paused; a node that exited on its own
+/// is the cluster's doing, not held down).
+fn held_down(cluster: &Cluster) -> usize {
+    cluster.supervisor.nodes().iter().filter(|n| matches!(n.state(), NodeState::Down | NodeState::Paused)).count()
+}
+
+/// Ends a schedule at step `first_unrun` because the nodes named no target for it: the steps
+/// from there on did not run and are dropped from what ran; the cluster's failure is recorded.
+/// What ran stays proven or not as it was measured; a schedule of which nothing ran proved no
+/// fault.
+fn stop_schedule(out: &mut NemesisRun, schedule: &Schedule, first_unrun: usize, why: &str, ctx: &Context<'_>) {
+    let step = &schedule.steps[first_unrun];
+    let unrun = schedule.steps.len() - first_unrun;
+    let failure = format!(
+        "{why} when step {} of {} ({}) was due at {:.1} s of the schedule, so the schedule stopped there ({unrun} step(s) not run)",
+        first_unrun + 1,
+        schedule.steps.len(),
+        crate::schedule::fault_words(&step.fault),
+        step.start_ms as f64 / 1e3,
+    );
+    (ctx.say)(&failure);
+    out.notes.push((ctx.rec.now_us(), format!("schedule stopped: {why}")));
+    out.cluster_failures.push(failure);
+    out.ran.steps.truncate(first_unrun);
+    if out.ran.steps.is_empty() {
+        out.fidelity.proven = false;
+        out.fidelity.problems.push(format!("no fault was injected: {why} when the first step was due"));
+    }
 }
 
 /// Sleeps until `until`, reporting progress each second as `phase`.
@@ -133,7 +196,7 @@ async fn start_steps(
     ctx: &Context<'_>,
     rng: &mut fastrand::Rng,
     out: &mut NemesisRun,
-) -> Result<Vec<Live>, String> {
+) -> Result<Vec<Live>, RoleError> {
     let faults: Vec<_> = starting.iter().map(|i| schedule.steps[*i].fault.clone()).collect();
     let roles = resolve_roles(cluster, starting.iter().map(|i| &schedule.steps[*i]), &faults, ctx, rng).await?;
     let actions: Vec<(usize, Action)> = starting
@@ -154,7 +217,7 @@ async fn start_steps(
             // Done once the restarts are: the cluster not coming back is its failure, kept apart.
             Action::RollingRestart(ns) => {
                 fault::rolling_restart(cluster, ns, ctx.say).await.map(|(ev, not_rejoined)| {
-                    out.not_rejoined.extend(not_rejoined);
+                    out.cluster_failures.extend(not_rejoined);
                     ev
                 })
             }
@@ -296,11 +359,11 @@ async fn resolve_roles<'s>(
     faults: &[crate::scenario::Fault],
     ctx: &Context<'_>,
     rng: &mut fastrand::Rng,
-) -> Result<BTreeMap<Target, u8>, String> {
+) -> Result<BTreeMap<Target, u8>, RoleError> {
     let mut pinned = BTreeMap::new();
     for s in steps {
         for (role, node) in &s.targets {
-            pinned.insert(Target::parse(role)?, *node);
+            pinned.insert(Target::parse(role).map_err(RoleError::Impossible)?, *node);
         }
     }
     let needed = fault::roles(faults);
@@ -329,9 +392,9 @@ async fn resolve_roles<'s>(
                 }
                 return Ok(roles);
             }
-            Err(e) if !can_wait => return Err(e),
+            Err(e) if !can_wait => return Err(RoleError::Impossible(e)),
             Err(e) if started.elapsed() >= ROLE_WAIT => {
-                return Err(format!("{e} (asked for {} s)", ROLE_WAIT.as_secs()));
+                return Err(RoleError::NoneNamed(format!("{e} (asked for {} s)", ROLE_WAIT.as_secs())));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
@@ -339,7 +402,7 @@ async fn resolve_roles<'s>(
 }
 
 /// How long a step due while the nodes cannot name its target (no agreed leader, no partition
-/// leader) waits for them before the scenario is an ERROR.
+/// leader) waits for them before the schedule stops there (a HANG: the cluster's failure).
 const ROLE_WAIT: Duration = Duration::from_secs(15);
 
 /// Partition leaders as most nodes name them now; a moment without a majority view (a node

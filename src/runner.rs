@@ -373,7 +373,7 @@ async fn drive(
     let fidelity = ran.fidelity.clone();
     let nemesis = ran.events.clone();
     let died_during_fault = ran.exits;
-    let not_rejoined = ran.not_rejoined.clone();
+    let cluster_failures = ran.cluster_failures.clone();
     let faulted = !schedule.steps.is_empty();
     let t_inject = ran.first_inject_us.unwrap_or_else(|| rec.now_us());
     let t_heal = ran.last_heal_us.unwrap_or_else(|| rec.now_us());
@@ -463,8 +463,8 @@ async fn drive(
             .iter()
             .chain(&died_later)
             .map(|d| format!("n{} exited on its own ({})", d.id, d.status))
-            .chain(not_rejoined)
             .collect(),
+        cluster_failures,
         history: h,
     };
     let d = decision::decide(&saved);

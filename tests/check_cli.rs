@@ -1,7 +1,8 @@
 //! `chronik-chaos check HISTORY` re-decides a saved run offline: a synthetic run in which a lone
 //! survivor of two kills acknowledged writes of two concurrent producers is a FAIL naming the
 //! node; the same run with those acknowledgements turned into timeouts passes; a file that is
-//! not a history is refused with exit 2.
+//! not a history is refused with exit 2; a schedule the cluster stopped (no target named) is a
+//! HANG.
 
 use std::process::Command;
 
@@ -103,6 +104,7 @@ fn saved(survivor_acks: bool) -> SavedRun {
         faulted: true,
         fidelity: Fidelity { proven: true, evidence: vec!["n1 and n2 killed: gone".into()], problems: vec![] },
         node_exits: vec![],
+        cluster_failures: vec![],
         history: h,
     }
 }
@@ -145,4 +147,23 @@ fn a_file_that_is_not_a_history_is_refused() {
     let out = Command::new(BIN).arg("check").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a chronik-chaos history file"));
+}
+
+#[test]
+fn a_schedule_stopped_by_the_cluster_is_a_hang_and_older_histories_still_read() {
+    let mut run = saved(false);
+    run.cluster_failures = vec!["the nodes agreed on no Raft leader (asked for 15 s) when step 2 of 2 (kill the Raft \
+                                 leader) was due at 9.0 s of the schedule, so the schedule stopped there (1 step(s) not run)"
+        .into()];
+    let (code, out) = check(&run);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("cascading-failure: HANG"), "{out}");
+    assert!(out.contains("HANG: the nodes agreed on no Raft leader (asked for 15 s) when step 2 of 2"), "{out}");
+
+    // A history saved before the field existed (no `cluster_failures`) decides as before.
+    let mut json = serde_json::to_value(saved(false)).unwrap();
+    assert!(json.as_object_mut().unwrap().remove("cluster_failures").is_none(), "an empty list is not written");
+    let old: SavedRun = serde_json::from_value(json).unwrap();
+    assert!(old.cluster_failures.is_empty());
+    assert_eq!(check(&old).0, 0);
 }

@@ -79,6 +79,7 @@ fn every_bug_switch_is_caught_or_listed_as_a_gap() {
         "startup-hang",
         "offset-fetch-ahead",
         "duplicate-assignment",
+        "no-leader-after-restart",
     ];
     for bug in chronik_chaos::standin::bugs::Bug::ALL {
         let name = bug.name();
@@ -184,6 +185,86 @@ until = 14
     let (v, why) = run_scenario("no-failover", s).await;
     assert_eq!(v, Verdict::Hang, "{why:#?}");
     assert!(why.iter().any(|w| w.contains("No failover for partition")), "{why:#?}");
+}
+
+/// A follower is killed and restarted (0–8 s), then the Raft leader is killed (11–19 s). A
+/// cluster that names no Raft leader when the second step is due, although every node runs and
+/// no fault is in place, has failed: the schedule stops there and the scenario is a HANG, not an
+/// ERROR. The stand-in's restarted follower names none with `no-leader-after-restart`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_names_no_leader_when_a_step_is_due_hangs() {
+    let toml = r#"
+[[scenario]]
+name = "restart-then-kill-leader"
+description = "kill a follower and restart it, then kill the Raft leader"
+[scenario.phases]
+warmup = 3
+hold = 19
+recovery = 10
+final_read_deadline = 20
+[[scenario.faults]]
+kind = "kill"
+target = "follower"
+at = 0
+until = 8
+[[scenario.faults]]
+kind = "kill"
+target = "leader"
+at = 11
+until = 19
+"#;
+    let s = scenario::parse("finding_power.rs", toml).unwrap().remove(0);
+    let (v, why) = run_scenario("", s.clone()).await;
+    assert_eq!(v, Verdict::Pass, "correct mode: {why:#?}");
+    let (v, why) = run_scenario("no-leader-after-restart", s).await;
+    assert_eq!(v, Verdict::Hang, "{why:#?}");
+    let stopped = "HANG: the nodes agreed on no Raft leader (asked for 15 s) when step 2 of 2 (kill leader) \
+                   was due at 11.0 s of the schedule, so the schedule stopped there (1 step(s) not run).";
+    assert!(why.iter().any(|w| w == stopped), "{why:#?}");
+}
+
+/// Two of three nodes killed for the whole hold, and a step that pauses the Raft leader while
+/// they are down: no leader can exist, by the schedule's own doing. That is the scenario's
+/// error (ERROR, saying so), never a HANG blamed on the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_the_schedule_itself_removed_is_an_error_not_a_hang() {
+    let toml = r#"
+[[scenario]]
+name = "majority-down-then-pause-leader"
+description = "kill n2 and n3, then pause the Raft leader"
+[scenario.phases]
+warmup = 3
+hold = 20
+recovery = 10
+final_read_deadline = 20
+[[scenario.faults]]
+kind = "kill"
+target = "n2"
+at = 0
+until = 20
+[[scenario.faults]]
+kind = "kill"
+target = "n3"
+at = 0
+until = 20
+[[scenario.faults]]
+kind = "pause"
+target = "leader"
+at = 2
+until = 4
+"#;
+    let s = scenario::parse("finding_power.rs", toml).unwrap().remove(0);
+    let (v, why) = run_scenario("", s).await;
+    assert_eq!(v, Verdict::Error, "{why:#?}");
+    assert!(
+        why.iter().any(|w| {
+            w.contains(
+            "the nodes agreed on no Raft leader (asked for 15 s), while 2 other fault(s) of the schedule were in place \
+             and 2 node(s) were held down: the schedule leaves step 3 no target"
+        )
+        }),
+        "{why:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

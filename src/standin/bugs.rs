@@ -14,6 +14,7 @@
 //! | `startup-hang` | with probability one half per process, never reports a Raft leader on its admin API, so start-up never becomes ready |
 //! | `offset-fetch-ahead` | OffsetFetch answers every committed offset plus [`FETCH_AHEAD`]: a consumer that takes over a partition resumes past the committed offset and skips records |
 //! | `duplicate-assignment` | SyncGroup hands every member the assignment the leader computed for the *leader*: some partitions are owned by several members at once, others by none |
+//! | `no-leader-after-restart` | a node started on data it already holds (a restart) never names a Raft leader on its admin API, though it serves Kafka (the shape of Chronik v2.10.4's finding 14) |
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -43,10 +44,11 @@ pub enum Bug {
     StartupHang,
     OffsetFetchAhead,
     DuplicateAssignment,
+    NoLeaderAfterRestart,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::AckBeforeReplication,
         Bug::LoseUnflushedTail,
         Bug::NoFailover,
@@ -57,6 +59,7 @@ impl Bug {
         Bug::StartupHang,
         Bug::OffsetFetchAhead,
         Bug::DuplicateAssignment,
+        Bug::NoLeaderAfterRestart,
     ];
 
     /// The name used in `STAND_IN_BUG`.
@@ -72,6 +75,7 @@ impl Bug {
             Bug::StartupHang => "startup-hang",
             Bug::OffsetFetchAhead => "offset-fetch-ahead",
             Bug::DuplicateAssignment => "duplicate-assignment",
+            Bug::NoLeaderAfterRestart => "no-leader-after-restart",
         }
     }
 }

@@ -90,7 +90,13 @@ pub async fn run(config: NodeConfig, knobs: Knobs) -> Result<(), String> {
     if hang {
         println!("stand-in node {id}: bug startup-hang: this node will never report a leader");
     }
-    let options = AdminOptions { hide_leader: hang || knobs.exit_after.is_some() };
+    // A restart: the node starts on data it already holds.
+    let restarted = config.data_dir.as_deref().is_some_and(|d| d.join("topics.json").exists());
+    let lost = restarted && knobs.bugs.has(Bug::NoLeaderAfterRestart);
+    if lost {
+        println!("stand-in node {id}: bug no-leader-after-restart: restarted, so it will never name a Raft leader");
+    }
+    let options = AdminOptions { hide_leader: hang || lost || knobs.exit_after.is_some() };
     let (ignore_sigterm, exit_after) = (knobs.ignore_sigterm, knobs.exit_after);
     let broker = Broker::open(config, knobs).map_err(|e| format!("stand-in node {id}: cannot open its data: {e}"))?;
     println!("stand-in node {id}: data in {}", broker.data_dir.display());
