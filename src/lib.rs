@@ -19,6 +19,7 @@ pub mod netns;
 pub mod observer;
 pub mod os;
 pub mod partition_reader;
+pub mod percent;
 pub mod probe;
 pub mod process;
 pub mod proof;

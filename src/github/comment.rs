@@ -20,7 +20,7 @@ use octocrab::Octocrab;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{GithubContext, Repo, Token};
+use super::{error_chain, GithubContext, Repo, Token};
 use crate::report::fit::{fit_markdown, GITHUB_COMMENT_LIMIT};
 
 /// The login that owns comments made with an Actions `GITHUB_TOKEN`.
@@ -505,21 +505,6 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The error and its causes on one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut s = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let next = e.to_string();
-        if !s.contains(&next) {
-            s.push_str(": ");
-            s.push_str(&next);
-        }
-        source = e.source();
-    }
-    s
-}
-
 /// Where GitHub's GraphQL endpoint is, as (base URI, path), given the REST API's base URL:
 /// `https://api.github.com/graphql`; GitHub Enterprise Server's `https://HOST/api/v3` has it at
 /// `https://HOST/api/graphql`. octocrab joins every path to its base URI's path, hence the pair.
@@ -547,7 +532,8 @@ impl<'a> Api<'a> {
         policy: &'a RetryPolicy,
         progress: &'a dyn Fn(&str),
     ) -> Result<Api<'a>, CommentError> {
-        let failed = |e: octocrab::Error| CommentError::Client { api_url: ctx.api_url.clone(), message: chain(&e) };
+        let failed =
+            |e: octocrab::Error| CommentError::Client { api_url: ctx.api_url.clone(), message: error_chain(&e) };
         let build = |base: &str| {
             Octocrab::builder()
                 .base_uri(base)
@@ -807,8 +793,8 @@ async fn once(client: &Octocrab, method: &Method, path: &str, body: Option<&Valu
         Method::DELETE => client._delete(path, None::<&()>).await,
         _ => unreachable!("only GET, POST, PATCH and DELETE are sent"),
     };
-    let (parts, body) = sent.map_err(|e| chain(&e))?.into_parts();
-    let body = body.collect().await.map_err(|e| format!("reading the response: {}", chain(&e)))?;
+    let (parts, body) = sent.map_err(|e| error_chain(&e))?.into_parts();
+    let body = body.collect().await.map_err(|e| format!("reading the response: {}", error_chain(&e)))?;
     Ok(Answer {
         status: parts.status,
         headers: parts.headers,

@@ -6,6 +6,21 @@
 pub mod baseline;
 pub mod comment;
 
+/// An error and its causes on one line, each cause once.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let next = e.to_string();
+        if !s.contains(&next) {
+            s.push_str(": ");
+            s.push_str(&next);
+        }
+        source = e.source();
+    }
+    s
+}
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

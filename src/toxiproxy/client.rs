@@ -202,24 +202,11 @@ impl Client {
 }
 
 fn proxy_path(name: &str) -> String {
-    format!("/proxies/{}", encode_segment(name))
+    format!("/proxies/{}", crate::percent::encode(name))
 }
 
 fn toxic_path(proxy: &str, toxic: &str) -> String {
-    format!("{}/toxics/{}", proxy_path(proxy), encode_segment(toxic))
-}
-
-/// Percent-encodes one path segment (names may hold any character the server accepts).
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    format!("{}/toxics/{}", proxy_path(proxy), crate::percent::encode(toxic))
 }
 
 #[cfg(test)]
