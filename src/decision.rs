@@ -125,6 +125,19 @@ pub fn decide(run: &SavedRun) -> Decision {
         verdict = verdict.max(Verdict::Hang);
     }
     // Oddities that decide nothing come last, marked as notes.
+    let resent = &checked.anomalies.resent;
+    if !resent.is_empty() {
+        let shown: Vec<String> = resent.iter().take(3).map(|d| d.to_string()).collect();
+        reasons.push(format!(
+            "Note: {} values were written twice by their own producer, the later copy under a higher producer \
+             epoch, as the log's batch headers show ({}{}): librdkafka re-sends a possibly persisted batch as new \
+             after it bumps its epoch at a message timeout (confluentinc/librdkafka#4953), which no broker can \
+             recognise as a retry. The client's duplicates, not counted against the cluster.",
+            resent.len(),
+            shown.join(", "),
+            if resent.len() > 3 { ", …" } else { "" }
+        ));
+    }
     reasons.extend(checked.metadata.notes.iter().map(|n| format!("Note: {n}.")));
     reasons.extend(
         checked

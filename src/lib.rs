@@ -23,6 +23,7 @@ pub mod percent;
 pub mod probe;
 pub mod process;
 pub mod proof;
+pub mod record_origin;
 pub mod report;
 pub mod results;
 pub mod runner;

@@ -3,7 +3,7 @@
 //! before and after, the history checked, liveness measured, the fault's fidelity judged, and
 //! a verdict. Everything lands in one [`ScenarioResult`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -419,6 +419,7 @@ async fn drive(
     h.final_read.per_node_log_end = per_node;
     h.reads.extend(rec.take().1);
     h.reader_events = rec.take_reader_events();
+    h.origins = duplicate_origins(&h, &wl.topic, cluster).await;
     event(r, &rec, format!("final read {}", if h.final_read.complete { "complete" } else { "hit its deadline" }));
     if let Some(g) = group {
         say("draining the consumer group");
@@ -510,6 +511,22 @@ async fn drive(
     r.liveness = Some(d.liveness);
     r.fidelity = d.fidelity;
     Ok(())
+}
+
+/// The producer of each copy of a value read at more than one offset, from the batch headers
+/// of the nodes' logs (see `record_origin`): what tells a client's re-send from a broker's
+/// duplicate. Nothing to ask when no value was read twice.
+async fn duplicate_origins(h: &History, topic: &str, cluster: &Cluster) -> Vec<crate::record_origin::RecordOrigin> {
+    let mut places: BTreeMap<&str, BTreeSet<(i32, i64)>> = BTreeMap::new();
+    for r in &h.reads {
+        places.entry(r.value.as_str()).or_default().insert((r.partition, r.offset));
+    }
+    let twice: BTreeSet<(i32, i64)> = places.into_values().filter(|p| p.len() > 1).flatten().collect();
+    if twice.is_empty() {
+        return Vec::new();
+    }
+    let nodes: Vec<std::net::SocketAddr> = cluster.plan.nodes.iter().map(|n| n.advertised_kafka).collect();
+    crate::record_origin::ask(&nodes, topic, &twice, Duration::from_secs(3)).await
 }
 
 /// Samples until every node answers and all agree on each partition's leader, or `within` passes.

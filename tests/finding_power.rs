@@ -92,7 +92,7 @@ fn every_bug_switch_is_caught_or_listed_as_a_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn correct_mode_passes() {
-    for name in ["baseline", "isolate-leader", "kill-partition-leader", "cascading-failure", "bridge"] {
+    for name in ["baseline", "isolate-leader", "kill-partition-leader", "cascading-failure", "bridge", "pause-leader"] {
         let (v, why) = run("", name).await;
         assert_eq!(v, Verdict::Pass, "correct mode on {name}: {why:#?}");
     }

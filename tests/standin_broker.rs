@@ -1,18 +1,20 @@
 //! The stand-in broker (`chronik-stand-in-node`, "chronik-chaos stand-in", not Chronik) as a
 //! Kafka cluster for librdkafka: three nodes behind the embedded Toxiproxy, started by the
 //! harness's own `Cluster::start`. Acknowledged writes are read back once each at their
-//! acknowledged offsets; killing a partition leader fails over and loses nothing; and one bug
+//! acknowledged offsets (and the log's batch headers, read with a raw Fetch, name their
+//! producer); killing a partition leader fails over and loses nothing; and one bug
 //! switch (`STAND_IN_BUG=ack-before-replication`) is shown both ways: with every WAL link cut,
 //! the correct broker refuses acks=all writes and the buggy one acknowledges them.
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chronik_chaos::cluster::Cluster;
 use chronik_chaos::partition_reader::PartitionReader;
+use chronik_chaos::record_origin;
 use chronik_chaos::topology::LinkKind;
 use chronik_chaos::toxiproxy::server::EmbeddedServer;
 use chronik_chaos::toxiproxy::{Stream, Toxic, ToxicKind};
@@ -179,6 +181,16 @@ async fn acknowledged_writes_are_read_once_and_survive_killing_a_leader() {
     }
     let seen = read_all(&cluster, &acked).await;
     assert_read_once(&acked, &seen, &logs(&cluster));
+
+    // The log's record batches name the producer of each record (`record_origin`, the Fetch
+    // the checker's duplicate rule reads): one idempotent producer, epoch 0, every place found.
+    let nodes: Vec<_> = cluster.plan.nodes.iter().map(|n| n.advertised_kafka).collect();
+    let places: BTreeSet<(i32, i64)> = acked.values().copied().step_by(7).collect();
+    let origins = record_origin::ask(&nodes, TOPIC, &places, Duration::from_secs(3)).await;
+    let found: BTreeSet<(i32, i64)> = origins.iter().map(|o| (o.partition, o.offset)).collect();
+    assert_eq!(found, places, "{origins:?}");
+    let pid = origins[0].producer_id;
+    assert!(pid >= 0 && origins.iter().all(|o| o.producer_id == pid && o.producer_epoch == 0), "{origins:?}");
 
     // Kill partition 0's leader: writes to partition 0 succeed again (failover).
     let leader = cluster.supervisor.partition_leader(TOPIC, 0).await.expect("partition 0 has a leader");

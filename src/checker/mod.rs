@@ -33,6 +33,14 @@ pub struct Anomalies {
     pub unseen: Vec<Placed>,
     /// One value read at two or more offsets.
     pub duplicated: Vec<Duplicated>,
+    /// One value read at two or more offsets whose batches the log shows written by one
+    /// producer under rising producer epochs: the client re-sent a possibly persisted batch as
+    /// new after bumping its epoch (librdkafka does at a message timeout), which no broker can
+    /// recognise as a retry (confluentinc/librdkafka#4953). The client's duplicate, not the
+    /// cluster's: not a safety anomaly. A copy whose batch is unknown, or two copies in one
+    /// epoch (a retry the broker should have recognised), stay in `duplicated`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resent: Vec<Duplicated>,
     /// One offset read with two or more values, or read with another value than the one acknowledged there.
     pub inconsistent: Vec<Inconsistent>,
     /// A producer's later send acknowledged at a lower (or equal) offset of the same partition.
@@ -156,6 +164,17 @@ impl Anomalies {
     }
 }
 
+/// Whether the copies at `at` (in offset order, one partition) were written by one producer,
+/// each later copy under a higher producer epoch than the one before, as the log's batch
+/// headers say. Unknown origins, another producer, or an epoch that does not rise: no.
+fn resent_by_the_client(at: &[(i32, i64)], origins: &HashMap<(i32, i64), &crate::record_origin::RecordOrigin>) -> bool {
+    let Some(found) = at.iter().map(|p| origins.get(p)).collect::<Option<Vec<_>>>() else { return false };
+    let one_partition = at.windows(2).all(|w| w[0].0 == w[1].0);
+    one_partition
+        && found[0].producer_id >= 0
+        && found.windows(2).all(|w| w[1].producer_id == w[0].producer_id && w[1].producer_epoch > w[0].producer_epoch)
+}
+
 /// Runs every rule that needs only the workload's operations.
 pub fn check(h: &History) -> Anomalies {
     let mut a = Anomalies::default();
@@ -256,9 +275,16 @@ pub fn check(h: &History) -> Anomalies {
             });
         }
     }
+    let origins: HashMap<(i32, i64), &crate::record_origin::RecordOrigin> =
+        h.origins.iter().map(|o| ((o.partition, o.offset), o)).collect();
     for (value, places) in &by_value {
         if places.len() > 1 {
-            a.duplicated.push(Duplicated { value: value.to_string(), at: places.iter().copied().collect() });
+            let d = Duplicated { value: value.to_string(), at: places.iter().copied().collect() };
+            if resent_by_the_client(&d.at, &origins) {
+                a.resent.push(d);
+            } else {
+                a.duplicated.push(d);
+            }
         }
         let (partition, offset) = *places.iter().next().expect("non-empty");
         match sends.get(value) {
@@ -274,6 +300,7 @@ pub fn check(h: &History) -> Anomalies {
     }
     a.real_time_reorder = real_time(h);
     a.duplicated.sort_by(|x, y| x.value.cmp(&y.value));
+    a.resent.sort_by(|x, y| x.value.cmp(&y.value));
     a.phantom.sort();
     a.aborted_read.sort();
     a.inconsistent.sort_by_key(|i| (i.partition, i.offset));
@@ -360,6 +387,7 @@ fn real_time(h: &History) -> Vec<NonMonotonic> {
 mod tests {
     use super::*;
     use crate::history::{value_of, Read};
+    use crate::record_origin::RecordOrigin;
 
     /// A history builder: `ok(p, seq, partition, offset)` sends and `read(...)` reads,
     /// timestamps increasing with each call so that sends do not overlap.
@@ -512,6 +540,78 @@ mod tests {
         h.ok(0, 0, 0, 0).read(0, 0, 0, 0).read(0, 0, 0, 1);
         assert_eq!(h.done().duplicated, vec![Duplicated { value: "p0-0".into(), at: vec![(0, 0), (0, 1)] }]);
         assert!(clean().done().duplicated.is_empty());
+    }
+
+    /// Two producers writing concurrently to one partition. Producer 0's sends 4 and 5 are in
+    /// flight when its sends 2 and 3 time out locally: its first attempt lands at offsets 4–5
+    /// under producer epoch 2, it is re-sent after the epoch bump and lands again at 8–9 under
+    /// epoch 3, and that second copy is what is acknowledged. Producer 1 goes on meanwhile.
+    fn resent_after_a_bump(epoch_of_second_copy: i16, known: bool) -> H {
+        let mut h = H::new();
+        let timed_out = Outcome::Info { error: "Message production error: MessageTimedOut".into() };
+        h.ok(0, 0, 0, 0).ok(1, 0, 0, 1).ok(0, 1, 0, 2).ok(1, 1, 0, 3);
+        h.send(0, 2, timed_out.clone()).send(0, 3, timed_out);
+        h.ok(1, 2, 0, 6).ok(1, 3, 0, 7).ok(0, 4, 0, 8).ok(0, 5, 0, 9);
+        // Concurrent: producer 0's sends 2–5 were all invoked before any of them completed,
+        // and stayed in flight while producer 1's 2 and 3 were acknowledged.
+        let first_invoked = h.h.sends[4].invoked_us;
+        for s in h.h.sends.iter_mut().filter(|s| s.producer == 0 && s.seq >= 2) {
+            s.invoked_us = first_invoked;
+        }
+        for (p, seq, offset) in [(0, 0, 0), (1, 0, 1), (0, 1, 2), (1, 1, 3), (0, 4, 4), (0, 5, 5)] {
+            h.read(p, seq, 0, offset);
+        }
+        for (p, seq, offset) in [(1, 2, 6), (1, 3, 7), (0, 4, 8), (0, 5, 9)] {
+            h.read(p, seq, 0, offset);
+        }
+        let origin = |offset: i64, producer_id: i64, producer_epoch: i16, base_sequence: i32| RecordOrigin {
+            partition: 0,
+            offset,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+        };
+        h.h.origins = vec![
+            origin(4, 700, 2, 0),
+            origin(5, 700, 2, 0),
+            origin(6, 701, 0, 2),
+            origin(7, 701, 0, 2),
+            origin(8, 700, epoch_of_second_copy, 0),
+        ];
+        if known {
+            h.h.origins.push(origin(9, 700, epoch_of_second_copy, 0));
+        }
+        h
+    }
+
+    #[test]
+    fn a_copy_the_producer_resent_under_a_new_epoch_is_the_clients_not_the_clusters() {
+        let a = resent_after_a_bump(3, true).done();
+        assert!(a.duplicated.is_empty(), "{:?}", a.summary());
+        assert_eq!(
+            a.resent,
+            [
+                Duplicated { value: "p0-4".into(), at: vec![(0, 4), (0, 8)] },
+                Duplicated { value: "p0-5".into(), at: vec![(0, 5), (0, 9)] }
+            ]
+        );
+        assert!(!a.safety_violated(), "{:?}", a.summary());
+    }
+
+    #[test]
+    fn a_copy_in_the_same_epoch_or_of_unknown_origin_is_a_duplicate() {
+        // The same epoch: a retry the broker should have recognised by its sequence.
+        let a = resent_after_a_bump(2, true).done();
+        assert_eq!(a.duplicated.len(), 2, "{:?}", a.summary());
+        assert!(a.resent.is_empty() && a.safety_violated());
+        // Offset 9's batch unknown: p0-5 stays a duplicate, p0-4 is the client's.
+        let a = resent_after_a_bump(3, false).done();
+        assert_eq!(a.duplicated, [Duplicated { value: "p0-5".into(), at: vec![(0, 5), (0, 9)] }]);
+        assert_eq!(a.resent.len(), 1);
+        // No origins at all (a history saved before they were asked for): duplicates.
+        let mut h = resent_after_a_bump(3, true);
+        h.h.origins.clear();
+        assert_eq!(h.done().duplicated.len(), 2);
     }
 
     #[test]

@@ -229,6 +229,11 @@ pub struct History {
     /// The transactional workload, on its own topic (`None`: the scenario ran none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txn: Option<txn::TxnHistory>,
+    /// For the offsets of values read at more than one offset: the producer id, epoch and
+    /// sequence of the record batch holding each, as a node's log answered a Fetch after the
+    /// final read (offsets no node answered for are missing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<crate::record_origin::RecordOrigin>,
 }
 
 /// The unique value of a producer's `seq`-th send.
