@@ -12,6 +12,7 @@ pub mod fault;
 pub mod github;
 pub mod group_workload;
 pub mod history;
+pub mod kafka_wire;
 pub mod liveness;
 pub mod log_end;
 pub mod nemesis;

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::kafka_wire::{frame, Reader};
+
 /// What one node said about one partition's log end.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,12 +53,6 @@ async fn exchange(addr: SocketAddr, topic: &str, partitions: &[i32]) -> Result<B
 /// one topic with each partition at timestamp -1 (latest).
 pub fn request(correlation: i32, topic: &str, partitions: &[i32]) -> Vec<u8> {
     let mut b = Vec::new();
-    b.extend_from_slice(&2i16.to_be_bytes());
-    b.extend_from_slice(&1i16.to_be_bytes());
-    b.extend_from_slice(&correlation.to_be_bytes());
-    let client = b"chronik-chaos";
-    b.extend_from_slice(&(client.len() as i16).to_be_bytes());
-    b.extend_from_slice(client);
     b.extend_from_slice(&(-1i32).to_be_bytes());
     b.extend_from_slice(&1i32.to_be_bytes());
     b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
@@ -66,14 +62,12 @@ pub fn request(correlation: i32, topic: &str, partitions: &[i32]) -> Vec<u8> {
         b.extend_from_slice(&p.to_be_bytes());
         b.extend_from_slice(&(-1i64).to_be_bytes());
     }
-    let mut out = (b.len() as i32).to_be_bytes().to_vec();
-    out.extend(b);
-    out
+    frame(2, 1, correlation, &b)
 }
 
 /// Parses a ListOffsets v1 response body (after the size).
 pub fn parse(body: &[u8], correlation: i32, topic: &str) -> Result<BTreeMap<i32, NodeLogEnd>, String> {
-    let mut r = Reader { b: body, at: 0 };
+    let mut r = Reader::new(body, "ListOffsets");
     let got = r.i32()?;
     if got != correlation {
         return Err(format!("correlation id {got}, not {correlation}"));
@@ -90,32 +84,6 @@ pub fn parse(body: &[u8], correlation: i32, topic: &str) -> Result<BTreeMap<i32,
         }
     }
     Ok(out)
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let s = self.b.get(self.at..self.at + n).ok_or("truncated ListOffsets response")?;
-        self.at += n;
-        Ok(s)
-    }
-    fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(self.take(2)?.try_into().unwrap()))
-    }
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(self.take(4)?.try_into().unwrap()))
-    }
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(self.take(8)?.try_into().unwrap()))
-    }
-    fn string(&mut self) -> Result<String, String> {
-        let n = self.i16()?.max(0) as usize;
-        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
-    }
 }
 
 /// Compares what the nodes said, given each partition's leader as the nodes last named it.

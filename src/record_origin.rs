@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::kafka_wire::{frame, Reader};
+
 /// The producer fields of the record batch that holds one offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordOrigin {
@@ -106,12 +108,6 @@ async fn fetch(addr: SocketAddr, topic: &str, partition: i32, offset: i64) -> Re
 /// 0 ms, min bytes 1, max bytes, read_uncommitted, one topic and partition from `offset`.
 fn request(correlation: i32, topic: &str, partition: i32, offset: i64) -> Vec<u8> {
     let mut b = Vec::new();
-    b.extend_from_slice(&1i16.to_be_bytes());
-    b.extend_from_slice(&4i16.to_be_bytes());
-    b.extend_from_slice(&correlation.to_be_bytes());
-    let client = b"chronik-chaos";
-    b.extend_from_slice(&(client.len() as i16).to_be_bytes());
-    b.extend_from_slice(client);
     b.extend_from_slice(&(-1i32).to_be_bytes());
     b.extend_from_slice(&0i32.to_be_bytes());
     b.extend_from_slice(&1i32.to_be_bytes());
@@ -124,15 +120,13 @@ fn request(correlation: i32, topic: &str, partition: i32, offset: i64) -> Vec<u8
     b.extend_from_slice(&partition.to_be_bytes());
     b.extend_from_slice(&offset.to_be_bytes());
     b.extend_from_slice(&MAX_BYTES.to_be_bytes());
-    let mut out = (b.len() as i32).to_be_bytes().to_vec();
-    out.extend(b);
-    out
+    frame(1, 4, correlation, &b)
 }
 
 /// Parses a Fetch v4 response body (after the size): the batch headers of `topic`/`partition`,
 /// or the partition's error code.
 fn parse(body: &[u8], correlation: i32, topic: &str, partition: i32) -> Result<Vec<BatchHeader>, String> {
-    let mut r = Reader { b: body, at: 0 };
+    let mut r = Reader::new(body, "Fetch");
     let got = r.i32()?;
     if got != correlation {
         return Err(format!("correlation id {got}, not {correlation}"));
@@ -183,32 +177,6 @@ fn batches(records: &[u8]) -> Vec<BatchHeader> {
         at = end;
     }
     out
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let s = self.b.get(self.at..self.at + n).ok_or("truncated Fetch response")?;
-        self.at += n;
-        Ok(s)
-    }
-    fn i16(&mut self) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(self.take(2)?.try_into().unwrap()))
-    }
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(self.take(4)?.try_into().unwrap()))
-    }
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(self.take(8)?.try_into().unwrap()))
-    }
-    fn string(&mut self) -> Result<String, String> {
-        let n = self.i16()?.max(0) as usize;
-        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
-    }
 }
 
 #[cfg(test)]
