@@ -61,19 +61,6 @@ impl WorkloadConfig {
         }
     }
 
-    /// How long one produce request may go unanswered (`socket.timeout.ms`) before librdkafka
-    /// gives up on it, closes the connection and retries on the same producer epoch, so that
-    /// the broker recognises the retry by its sequence: a third of
-    /// [`WorkloadConfig::message_timeout`], at most 3 s. It must stay well below the message
-    /// timeout. A request that lives until its first message times out (librdkafka's default
-    /// is 60 s, and a produce request lives at most until its first message's timeout) makes
-    /// librdkafka bump the producer epoch and re-send the batches still possibly in flight as
-    /// new, at sequence 0 of the new epoch, which no broker can recognise
-    /// (confluentinc/librdkafka#4953): a duplicate the client made.
-    pub fn request_timeout(&self) -> Duration {
-        (self.message_timeout / 3).clamp(Duration::from_millis(10), Duration::from_secs(3))
-    }
-
     pub(crate) fn client(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap).set("client.id", "chronik-chaos");
@@ -281,14 +268,6 @@ impl Workload {
                 .set("enable.idempotence", if cfg.idempotence { "true" } else { "false" })
                 .set("message.timeout.ms", cfg.message_timeout.as_millis().to_string())
                 .set("linger.ms", "0");
-            // The client's timeout for a produce request (see WorkloadConfig::request_timeout),
-            // unless --kafka-client-config sets it. Not `request.timeout.ms`, the broker's
-            // timeout for acks=all: a broker answering REQUEST_TIMED_OUT keeps librdkafka
-            // retrying on the same (perhaps cut-off) leader without asking for metadata, where
-            // a request the client gives up on closes the connection and finds the leader anew.
-            if !cfg.client_extra.iter().any(|(k, _)| k == "socket.timeout.ms") {
-                c.set("socket.timeout.ms", cfg.request_timeout().as_millis().to_string());
-            }
             if cfg.keys.is_some() {
                 c.set("partitioner", "murmur2_random");
             }
@@ -560,21 +539,6 @@ pub async fn final_read(
 mod tests {
     use super::*;
     use rd::rd_kafka_msg_status_t as S;
-
-    #[test]
-    fn a_produce_request_times_out_well_before_its_messages() {
-        let mut cfg = WorkloadConfig::new("x:9092", "t");
-        assert_eq!(cfg.request_timeout(), Duration::from_secs(3), "10 s messages");
-        cfg.message_timeout = Duration::from_millis(1500);
-        assert_eq!(cfg.request_timeout(), Duration::from_millis(500));
-        cfg.message_timeout = Duration::from_secs(60);
-        assert_eq!(cfg.request_timeout(), Duration::from_secs(3));
-        // Two retries on the same epoch fit before a message times out.
-        for ms in [1500, 3000, 10_000, 60_000] {
-            cfg.message_timeout = Duration::from_millis(ms);
-            assert!(cfg.request_timeout() * 3 <= cfg.message_timeout, "{ms} ms");
-        }
-    }
 
     #[test]
     fn each_key_has_one_producer_and_its_own_sequence() {
