@@ -709,7 +709,10 @@ fn fetch_once(broker: &Broker, req: &FetchRequest) -> (FetchResponse, usize, boo
                 }
                 Some(p) => {
                     let hw = p.high_watermark();
-                    if fp.fetch_offset < 0 || fp.fetch_offset > hw {
+                    // As Kafka: out of range only beyond the log's end. Between the high
+                    // watermark and the log end (a new leader whose high watermark has not
+                    // caught up yet) the answer is empty, not an error.
+                    if fp.fetch_offset < 0 || fp.fetch_offset > p.log.end_offset() {
                         err(ResponseError::OffsetOutOfRange)
                     } else {
                         let max = (fp.partition_max_bytes.max(1) as usize).min(req.max_bytes.max(1) as usize);
